@@ -1,0 +1,102 @@
+"""One factory builds the bot, the dispatcher and the store from settings."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+from aiogram import Bot, Dispatcher
+from aiogram.client.default import DefaultBotProperties
+from aiogram.client.telegram import TelegramAPIServer
+from aiogram.enums import ParseMode
+from aiogram.fsm.storage.base import BaseEventIsolation, BaseStorage
+from aiogram.fsm.storage.memory import SimpleEventIsolation
+from aiogram.utils.i18n import I18n
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from bot.clock import Clock, SystemClock
+from bot.commands import set_command_menus
+from bot.i18n import StoredLanguageMiddleware, make_i18n
+from bot.middlewares import DbSessionMiddleware
+from bot.settings import Settings
+from bot.telegram_session import TolerantSession
+from content.loader import Content, load_content
+from handlers import routers
+from storage.db import make_engine, make_sessionmaker
+from storage.fsm import SQLStorage
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class App:
+    settings: Settings
+    bot: Bot
+    dp: Dispatcher
+    engine: AsyncEngine
+    sessionmaker: async_sessionmaker[AsyncSession]
+    i18n: I18n
+    content: Content
+    clock: Clock = field(default_factory=SystemClock)
+
+    async def on_startup(self) -> None:
+        me = await self.bot.get_me()
+        log.info("connected as @%s (id %s)", me.username, me.id)
+        await set_command_menus(self.bot, self.i18n)
+
+    async def close(self) -> None:
+        await self.dp.storage.close()
+        await self.dp.fsm.events_isolation.close()
+        await self.bot.session.close()
+        await self.engine.dispose()
+
+
+def make_bot(settings: Settings) -> Bot:
+    if settings.bot_token is None:
+        raise ValueError("BOT_TOKEN is required to build the bot")
+    session = TolerantSession(api=TelegramAPIServer.from_base(settings.telegram_api_url))
+    return Bot(
+        settings.bot_token.get_secret_value(),
+        session=session,
+        default=DefaultBotProperties(parse_mode=ParseMode.HTML, link_preview_is_disabled=True),
+    )
+
+
+def _fsm(
+    settings: Settings, sessionmaker: async_sessionmaker[AsyncSession]
+) -> tuple[BaseStorage, BaseEventIsolation]:
+    if settings.redis_url:
+        from aiogram.fsm.storage.redis import RedisEventIsolation, RedisStorage
+
+        storage = RedisStorage.from_url(settings.redis_url)
+        return storage, storage.create_isolation()
+    # One process: a per-chat lock in memory keeps one user's updates in order.
+    return SQLStorage(sessionmaker), SimpleEventIsolation()
+
+
+def build_app(
+    settings: Settings,
+    *,
+    clock: Clock | None = None,
+    content: Content | None = None,
+    engine: AsyncEngine | None = None,
+) -> App:
+    clock = clock or SystemClock()
+    if content is None:
+        content = load_content(settings.content_dir) if settings.content_dir else load_content()
+    engine = engine or make_engine(settings.database_url)
+    sessionmaker = make_sessionmaker(engine)
+    i18n = make_i18n()
+    storage, isolation = _fsm(settings, sessionmaker)
+    dp = Dispatcher(storage=storage, events_isolation=isolation)
+    dp["sessionmaker"] = sessionmaker
+    dp["content"] = content
+    dp["clock"] = clock
+    dp["settings"] = settings
+    dp.update.outer_middleware(DbSessionMiddleware(sessionmaker, clock))
+    dp.update.outer_middleware(StoredLanguageMiddleware(i18n))
+    dp.include_routers(*routers())
+    bot = make_bot(settings)
+    app = App(settings, bot, dp, engine, sessionmaker, i18n, content, clock)
+    dp.startup.register(app.on_startup)
+    return app

@@ -1,0 +1,145 @@
+"""`biblio-bot` (also `python -m bot`): run, sandbox, db, content, bench."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from bot.settings import ConfigError, Settings, load_settings
+
+log = logging.getLogger("biblio-bot")
+
+EXIT_CONFIG = 2
+
+
+def _settings() -> Settings:
+    settings = load_settings()
+    from bot.logging_setup import setup_logging
+
+    secrets = [settings.bot_token.get_secret_value()] if settings.bot_token else []
+    if settings.webhook_secret:
+        secrets.append(settings.webhook_secret.get_secret_value())
+    setup_logging(settings.log_level, secrets)
+    return settings
+
+
+def _content_or_exit(root: Path | None) -> object:
+    from content.loader import CONTENT_DIR, ContentError, load_content
+
+    try:
+        return load_content(root or CONTENT_DIR)
+    except ContentError as exc:
+        print("the content does not validate:", file=sys.stderr)
+        print(exc.report.text(), file=sys.stderr)
+        raise SystemExit(EXIT_CONFIG) from None
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    settings = _settings()
+    if settings.bot_token is None:
+        print(
+            "configuration error: BOT_TOKEN is not set (run `biblio-bot sandbox`, or `make run`,"
+            " to try the bot offline)",
+            file=sys.stderr,
+        )
+        return EXIT_CONFIG
+    _content_or_exit(settings.content_dir)
+    from bot.app import build_app
+    from bot.runner import run_polling, run_webhook
+    from storage.migrate import upgrade
+
+    upgrade(settings.database_url)
+    app = build_app(settings)
+    asyncio.run(run_webhook(app) if settings.webhook_url else run_polling(app))
+    return 0
+
+
+def cmd_sandbox(args: argparse.Namespace) -> int:
+    settings = _settings()
+    _content_or_exit(settings.content_dir)
+    from bot.sandbox.terminal import run_sandbox
+
+    return asyncio.run(run_sandbox(settings, role=args.role, files_dir=Path(args.files)))
+
+
+def cmd_db(args: argparse.Namespace) -> int:
+    settings = _settings()
+    from storage import migrate
+
+    if args.action == "upgrade":
+        migrate.upgrade(settings.database_url, args.revision or "head")
+    elif args.action == "downgrade":
+        migrate.downgrade(settings.database_url, args.revision or "-1")
+    elif args.action == "revision":
+        migrate.revision(settings.database_url, args.message or "change")
+    print(f"database {args.action}: done")
+    return 0
+
+
+def cmd_content(args: argparse.Namespace) -> int:
+    from content.loader import CONTENT_DIR, check_content
+
+    root = Path(args.dir) if args.dir else CONTENT_DIR
+    content, report = check_content(root)
+    if args.action == "check":
+        if report.errors or report.warnings:
+            print(report.text())
+        if content is None:
+            print(f"{len(report.errors)} error(s): the content does not validate", file=sys.stderr)
+            return 1
+        print(f"content ok: {len(content.modules)} modules, {len(content.quizzes)} quizzes, "
+              f"{len(report.warnings)} warning(s)")
+        return 0
+    if content is None:
+        print(report.text(), file=sys.stderr)
+        return 1
+    stats = content.stats()
+    if args.json:
+        print(json.dumps(stats, ensure_ascii=False))
+    else:
+        print(f"modules: {stats['modules']}  profiles: {stats['profiles']}")
+        print(f"calendar: {stats['calendar']['weeks']} weeks, {stats['calendar']['slots']} slots")
+        for number, langs in stats["quiz_questions"].items():
+            print(f"  module {number:>2}: " + "  ".join(f"{k} {v}" for k, v in langs.items()))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="biblio-bot", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    sub.add_parser("run", help="run the bot (polling, or webhook when WEBHOOK_URL is set)")
+
+    sandbox = sub.add_parser("sandbox", help="chat with the bot offline, in this terminal")
+    sandbox.add_argument("--role", choices=["learner", "trainer", "mentor"], default="learner")
+    sandbox.add_argument("--files", default="sandbox-files", help="where files the bot sends go")
+
+    db = sub.add_parser("db", help="database migrations")
+    db.add_argument("action", choices=["upgrade", "downgrade", "revision"])
+    db.add_argument("revision", nargs="?", help="target revision (default head / -1)")
+    db.add_argument("-m", "--message", help="message for a new revision")
+
+    content = sub.add_parser("content", help="validate the curriculum or print its figures")
+    content.add_argument("action", choices=["check", "stats"])
+    content.add_argument("--json", action="store_true", help="one JSON object")
+    content.add_argument("--dir", help="content folder (default: the shipped one)")
+    return parser
+
+
+COMMANDS = {"run": cmd_run, "sandbox": cmd_sandbox, "db": cmd_db, "content": cmd_content}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return EXIT_CONFIG
+    except KeyboardInterrupt:
+        return 130

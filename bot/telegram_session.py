@@ -1,0 +1,57 @@
+"""aiogram's HTTP session, made tolerant of one malformed update in a getUpdates batch.
+
+aiogram validates a whole batch at once: one update it cannot parse fails the batch, the
+offset never moves, and polling retries the same batch forever. We drop the bad update's
+payload, keep its id (so the offset moves past it) and log it; the rest goes on as usual.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from aiogram import Bot
+from aiogram.client.session.aiohttp import AiohttpSession
+from aiogram.exceptions import ClientDecodeError
+from aiogram.methods import GetUpdates, Response, TelegramMethod
+from aiogram.methods.base import TelegramType
+from aiogram.types import Update
+from pydantic import ValidationError
+
+log = logging.getLogger(__name__)
+
+
+def clean_updates(raw_updates: list[Any], bot: Bot) -> list[Any]:
+    cleaned: list[Any] = []
+    for raw in raw_updates:
+        try:
+            Update.model_validate(raw, context={"bot": bot})
+            cleaned.append(raw)
+        except ValidationError as exc:
+            update_id = raw.get("update_id") if isinstance(raw, dict) else None
+            log.warning(
+                "skipped malformed update %s (%d problems)", update_id, exc.error_count()
+            )
+            if isinstance(update_id, int):
+                cleaned.append({"update_id": update_id})
+    return cleaned
+
+
+class TolerantSession(AiohttpSession):
+    def check_response(
+        self, bot: Bot, method: TelegramMethod[TelegramType], status_code: int, content: str
+    ) -> Response[TelegramType]:
+        try:
+            return super().check_response(bot, method, status_code, content)
+        except ClientDecodeError:
+            if not isinstance(method, GetUpdates):
+                raise
+            try:
+                payload = json.loads(content)
+            except ValueError:
+                raise
+            if not (isinstance(payload, dict) and isinstance(payload.get("result"), list)):
+                raise
+            payload["result"] = clean_updates(payload["result"], bot)
+            return super().check_response(bot, method, status_code, json.dumps(payload))
