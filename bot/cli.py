@@ -17,14 +17,16 @@ log = logging.getLogger("biblio-bot")
 EXIT_CONFIG = 2
 
 
-def _settings() -> Settings:
+def _settings(log_file: Path | None = None) -> Settings:
     settings = load_settings()
     from bot.logging_setup import setup_logging
 
     secrets = [settings.bot_token.get_secret_value()] if settings.bot_token else []
     if settings.webhook_secret:
         secrets.append(settings.webhook_secret.get_secret_value())
-    setup_logging(settings.log_level, secrets)
+    if log_file is not None:
+        log_file.parent.mkdir(parents=True, exist_ok=True)
+    setup_logging(settings.log_level, secrets, str(log_file) if log_file else None)
     return settings
 
 
@@ -60,11 +62,15 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_sandbox(args: argparse.Namespace) -> int:
-    settings = _settings()
+    # The chat owns the terminal; the log goes to a file beside the sandbox's database.
+    log_file = Path("data/sandbox.log")
+    settings = _settings(log_file)
+    print(f"(log: {log_file})")
     _content_or_exit(settings.content_dir)
     from bot.sandbox.terminal import run_sandbox
 
-    return asyncio.run(run_sandbox(settings, role=args.role, files_dir=Path(args.files)))
+    result: int = asyncio.run(run_sandbox(settings, role=args.role, files_dir=Path(args.files)))
+    return result
 
 
 def cmd_db(args: argparse.Namespace) -> int:
@@ -92,8 +98,10 @@ def cmd_content(args: argparse.Namespace) -> int:
         if content is None:
             print(f"{len(report.errors)} error(s): the content does not validate", file=sys.stderr)
             return 1
-        print(f"content ok: {len(content.modules)} modules, {len(content.quizzes)} quizzes, "
-              f"{len(report.warnings)} warning(s)")
+        print(
+            f"content ok: {len(content.modules)} modules, {len(content.quizzes)} quizzes, "
+            f"{len(report.warnings)} warning(s)"
+        )
         return 0
     if content is None:
         print(report.text(), file=sys.stderr)

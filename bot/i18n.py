@@ -38,11 +38,13 @@ def resolve_language(stored: str | None, telegram_code: str | None) -> str:
 
 
 def make_i18n() -> I18n:
-    missing = [lang for lang in LANGUAGES if not (LOCALES_DIR / lang / "LC_MESSAGES" / f"{DOMAIN}.mo").exists()]
+    missing = [
+        lang
+        for lang in LANGUAGES
+        if not (LOCALES_DIR / lang / "LC_MESSAGES" / f"{DOMAIN}.mo").exists()
+    ]
     if missing:
-        raise RuntimeError(
-            f"catalogues not compiled for {', '.join(missing)}: run `make locales`"
-        )
+        raise RuntimeError(f"catalogues not compiled for {', '.join(missing)}: run `make locales`")
     return I18n(path=LOCALES_DIR, default_locale=DEFAULT_LANGUAGE, domain=DOMAIN)
 
 

@@ -19,13 +19,15 @@ class RedactingFormatter(logging.Formatter):
         return text
 
 
-def setup_logging(level: str, secrets: list[str]) -> None:
+def setup_logging(level: str, secrets: list[str], file: str | None = None) -> None:
     parts: list[str] = []
     for secret in secrets:
         parts.append(secret)
         if ":" in secret:
             parts.append(secret.split(":", 1)[1])
-    handler = logging.StreamHandler(sys.stderr)
+    handler: logging.Handler = (
+        logging.FileHandler(file, encoding="utf-8") if file else logging.StreamHandler(sys.stderr)
+    )
     handler.setFormatter(
         RedactingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s", parts)
     )
@@ -35,3 +37,4 @@ def setup_logging(level: str, secrets: list[str]) -> None:
     # aiohttp's access log and SQLAlchemy's echo are noise at INFO.
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    logging.getLogger("alembic").setLevel(logging.WARNING)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import logging
 from urllib.parse import urlsplit
 
-from aiohttp import web
 from aiogram.webhook.aiohttp_server import SimpleRequestHandler, setup_application
+from aiohttp import web
 
 from bot.app import App
 

@@ -30,9 +30,7 @@ def clean_updates(raw_updates: list[Any], bot: Bot) -> list[Any]:
             cleaned.append(raw)
         except ValidationError as exc:
             update_id = raw.get("update_id") if isinstance(raw, dict) else None
-            log.warning(
-                "skipped malformed update %s (%d problems)", update_id, exc.error_count()
-            )
+            log.warning("skipped malformed update %s (%d problems)", update_id, exc.error_count())
             if isinstance(update_id, int):
                 cleaned.append({"update_id": update_id})
     return cleaned
@@ -45,7 +43,8 @@ class TolerantSession(AiohttpSession):
         try:
             return super().check_response(bot, method, status_code, content)
         except ClientDecodeError:
-            if not isinstance(method, GetUpdates):
+            is_get_updates = isinstance(method, GetUpdates)  # a flag: keep the generic type
+            if not is_get_updates:
                 raise
             try:
                 payload = json.loads(content)

@@ -7,7 +7,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import yaml
 from pydantic import BaseModel, ValidationError
@@ -34,7 +34,11 @@ class Problem:
     reason: str
 
     def __str__(self) -> str:
-        return f"{self.file}: {self.item}: {self.reason}" if self.item else f"{self.file}: {self.reason}"
+        return (
+            f"{self.file}: {self.item}: {self.reason}"
+            if self.item
+            else f"{self.file}: {self.reason}"
+        )
 
 
 @dataclass
@@ -122,9 +126,11 @@ def _item_name(data: Any, loc: tuple[int | str, ...]) -> str:
             node = node[part]
             label = None
             if isinstance(node, dict):
-                label = node.get("id") or (
-                    f"module {node['number']}" if "number" in node else None
-                ) or (f"week {node['week']}" if "week" in node else None)
+                label = (
+                    node.get("id")
+                    or (f"module {node['number']}" if "number" in node else None)
+                    or (f"week {node['week']}" if "week" in node else None)
+                )
             parts.append(str(label) if label else f"#{part + 1}")
         else:
             node = node.get(part) if isinstance(node, dict) else None
@@ -132,9 +138,7 @@ def _item_name(data: Any, loc: tuple[int | str, ...]) -> str:
     return " > ".join(parts)
 
 
-def _validate(
-    model: type[M], data: Any, file: str, report: Report, item: str = ""
-) -> M | None:
+def _validate(model: type[M], data: Any, file: str, report: Report, item: str = "") -> M | None:
     try:
         return model.model_validate(data)
     except ValidationError as exc:
@@ -146,7 +150,7 @@ def _validate(
 
 
 class _TagChecker(HTMLParser):
-    ALLOWED = {"b", "strong", "i", "em", "u", "s", "code", "a"}
+    ALLOWED: ClassVar[set[str]] = {"b", "strong", "i", "em", "u", "s", "code", "a"}
 
     def __init__(self) -> None:
         super().__init__(convert_charrefs=True)
@@ -175,7 +179,9 @@ def check_html(text: str) -> list[str]:
     return problems
 
 
-def load_calendar(path: Path, modules: dict[int, Module], report: Report, root: Path | None = None) -> Calendar | None:
+def load_calendar(
+    path: Path, modules: dict[int, Module], report: Report, root: Path | None = None
+) -> Calendar | None:
     """A calendar file (the recommended one, or a cohort's own) checked against the modules."""
     name = str(path.relative_to(root)) if root and path.is_relative_to(root) else path.name
     data = _read_yaml(path, root or path.parent, report)
@@ -233,7 +239,9 @@ def check_content(root: Path = CONTENT_DIR) -> tuple[Content | None, Report]:
         if quiz is None:
             continue
         if quiz.module != int(match.group(1)):
-            report.error(name, "module", f"says {quiz.module} but the file is for {int(match.group(1))}")
+            report.error(
+                name, "module", f"says {quiz.module} but the file is for {int(match.group(1))}"
+            )
         if quiz.module not in modules:
             report.error(name, "module", f"module {quiz.module} does not exist")
         for question in quiz.questions:

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
 
 LANGUAGES: tuple[str, ...] = ("en", "lv", "it", "bg", "el")
 Profile = Literal["CECO", "DIGY"]
@@ -88,9 +95,13 @@ class Calendar(Strict):
 
 
 class QuestionText(Strict):
-    question: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=QUESTION_MAX)]
+    question: Annotated[
+        str, StringConstraints(strip_whitespace=True, min_length=1, max_length=QUESTION_MAX)
+    ]
     options: list[
-        Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=OPTION_MAX)]
+        Annotated[
+            str, StringConstraints(strip_whitespace=True, min_length=1, max_length=OPTION_MAX)
+        ]
     ] = Field(min_length=3, max_length=4)
     explanation: Annotated[
         str, StringConstraints(strip_whitespace=True, min_length=1, max_length=EXPLANATION_MAX)

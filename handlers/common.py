@@ -5,7 +5,7 @@ from __future__ import annotations
 from html import escape
 
 from aiogram import F, Router
-from aiogram.filters import Command, CommandStart
+from aiogram.filters import Command
 from aiogram.filters.callback_data import CallbackData
 from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
 from aiogram.utils.i18n import I18n
@@ -39,20 +39,6 @@ def help_text(i18n: I18n) -> str:
         f"/{c.name} — {escape(c.translated(i18n, i18n.current_locale))}" for c in LEARNER_COMMANDS
     ]
     return "\n".join(lines)
-
-
-@router.message(CommandStart())
-async def start(message: Message, i18n: I18n) -> None:
-    name = message.from_user.first_name if message.from_user else ""
-    await message.answer(
-        _(
-            "Hello, {name}! I am the BIBLIO assistant. I help library professionals "
-            "through the BIBLIO training: module releases, webinar reminders, practice "
-            "quizzes and work-based learning."
-        ).format(name=escape(name))
-        + "\n\n"
-        + help_text(i18n)
-    )
 
 
 @router.message(Command("help"))
@@ -89,9 +75,7 @@ async def language_chosen(
 
 @fallback_router.message(F.text.startswith("/"))
 async def unknown_command(message: Message) -> None:
-    await message.answer(
-        _("I don't know that command. Send /help to see what I can do.")
-    )
+    await message.answer(_("I don't know that command. Send /help to see what I can do."))
 
 
 @fallback_router.message(F.text)
@@ -103,9 +87,7 @@ async def unknown_text(message: Message) -> None:
 
 @fallback_router.message()
 async def unknown_media(message: Message) -> None:
-    await message.answer(
-        _("I can only read text messages here. Send /help to see what I can do.")
-    )
+    await message.answer(_("I can only read text messages here. Send /help to see what I can do."))
 
 
 @fallback_router.callback_query()

@@ -69,9 +69,7 @@ class SQLStorage(BaseStorage):
                 if not data:
                     return
                 session.add(
-                    FsmState(
-                        key=self.key_builder.build(key), user_id=key.user_id, data=dict(data)
-                    )
+                    FsmState(key=self.key_builder.build(key), user_id=key.user_id, data=dict(data))
                 )
             else:
                 row.data = dict(data)  # a new object, so the JSON column is seen as changed

@@ -11,7 +11,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from storage.models import Base
 
 
-async def insert_ignore(session: AsyncSession, model: type[Base], rows: list[dict[str, Any]]) -> int:
+async def insert_ignore(
+    session: AsyncSession, model: type[Base], rows: list[dict[str, Any]]
+) -> int:
     """INSERT ... ON CONFLICT DO NOTHING on both backends; returns how many rows were new.
 
     The store's unique keys make planning and user creation idempotent, so two

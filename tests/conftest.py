@@ -28,7 +28,7 @@ async def _pg_reachable() -> str | None:
     return None
 
 
-_PG_PROBLEM: str | None | bool = False  # False = not probed yet
+_PG_PROBLEM: str | bool | None = False  # False = not probed yet
 
 
 async def pg_problem() -> str | None:
@@ -103,8 +103,14 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """Tests never read a developer's .env or real token."""
     for name in list(os.environ):
         if name in {
-            "BOT_TOKEN", "TELEGRAM_API_URL", "DATABASE_URL", "REDIS_URL", "WEBHOOK_URL",
-            "WEBHOOK_SECRET", "LOG_LEVEL", "CONTENT_DIR",
+            "BOT_TOKEN",
+            "TELEGRAM_API_URL",
+            "DATABASE_URL",
+            "REDIS_URL",
+            "WEBHOOK_URL",
+            "WEBHOOK_SECRET",
+            "LOG_LEVEL",
+            "CONTENT_DIR",
         }:
             monkeypatch.delenv(name)
     monkeypatch.chdir(tmp_path)

@@ -4,7 +4,6 @@ none fuzzy, and each keeps the English placeholders and tags."""
 import re
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 from babel.messages.pofile import read_po
@@ -28,10 +27,29 @@ def _ids(catalog):
 def code_msgids(tmp_path_factory):
     pot = tmp_path_factory.mktemp("pot") / "messages.pot"
     subprocess.run(
-        [sys.executable, "-m", "babel.messages.frontend", "extract", "--no-location",
-         "-k", "_", "-k", "__", "-k", "N_", "-o", str(pot),
-         "bot", "handlers", "scheduler", "storage", "content"],
-        cwd=ROOT, check=True, capture_output=True,
+        [
+            sys.executable,
+            "-m",
+            "babel.messages.frontend",
+            "extract",
+            "--no-location",
+            "-k",
+            "_",
+            "-k",
+            "__",
+            "-k",
+            "N_",
+            "-o",
+            str(pot),
+            "bot",
+            "handlers",
+            "scheduler",
+            "storage",
+            "content",
+        ],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
     )
     with pot.open("rb") as fh:
         return _ids(read_po(fh))

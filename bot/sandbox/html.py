@@ -12,7 +12,7 @@ Offsets and lengths of the produced entities are in UTF-16 code units, as in the
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 __all__ = [
@@ -82,9 +82,7 @@ class _Open:
     tag: str
     attrs: dict[str, str]
     offset: int  # UTF-16 offset in the output where the tag's content starts
-    source_pos: int  # index in the source, for error messages
     language: str | None = None  # set on <pre> by a nested <code class="language-x">
-    children: list[str] = field(default_factory=list)
 
 
 def _byte_offset(source: str, index: int) -> int:
@@ -132,7 +130,9 @@ def _read_attributes(source: str, i: int, tag: str, begin: int) -> tuple[dict[st
         while i < n and source[i] in _SPACES:
             i += 1
         if i >= n:
-            raise EntityParseError(f"Unclosed start tag at byte offset {_byte_offset(source, begin)}")
+            raise EntityParseError(
+                f"Unclosed start tag at byte offset {_byte_offset(source, begin)}"
+            )
         if source[i] == ">":
             return attrs, i
         name_start = i
@@ -186,7 +186,7 @@ def _read_attributes(source: str, i: int, tag: str, begin: int) -> tuple[dict[st
         else:
             # An unquoted "name token": letters, digits, '.', '-'.
             token_start = i
-            while i < n and (source[i].isascii() and source[i].isalnum() or source[i] in ".-"):
+            while i < n and ((source[i].isascii() and source[i].isalnum()) or source[i] in ".-"):
                 i += 1
             if i >= n or (source[i] not in _SPACES and source[i] != ">"):
                 raise EntityParseError(
@@ -196,16 +196,15 @@ def _read_attributes(source: str, i: int, tag: str, begin: int) -> tuple[dict[st
         attrs.setdefault(name, value)
 
 
-def _entity_for(
-    open_tag: _Open, length: int, text: str, start_index: int
-) -> dict[str, Any] | None:
+def _entity_for(open_tag: _Open, length: int, content: str) -> dict[str, Any] | None:
     """Build the Bot API MessageEntity for a closed tag (None = no entity)."""
     tag = open_tag.tag
     base: dict[str, Any] = {"offset": open_tag.offset, "length": length}
     if tag in _SIMPLE_ENTITY:
         return {"type": _SIMPLE_ENTITY[tag], **base}
     if tag == "a":
-        url = open_tag.attrs.get("href", "") or text[start_index:]
+        # Like Telegram, a link without href points at its own text.
+        url = open_tag.attrs.get("href", "") or content
         if url.startswith("tg://user?id="):
             user_id = url.removeprefix("tg://user?id=")
             if user_id.isdigit():
@@ -333,8 +332,9 @@ def parse_html(source: str) -> tuple[str, list[dict[str, Any]]]:
                     parent.language = lang.removeprefix("language-")
                 continue
             if length > 0:
-                text_so_far = "".join(out)
-                entity = _entity_for(open_tag, length, text_so_far, start_index)
+                # The tag's own text is only needed for <a> without href; join lazily.
+                content = "".join(out)[start_index:] if open_tag.tag == "a" else ""
+                entity = _entity_for(open_tag, length, content)
                 if entity is not None:
                     entities.append(entity)
             continue
@@ -343,7 +343,9 @@ def parse_html(source: str) -> tuple[str, list[dict[str, Any]]]:
         while i < n and source[i] not in _SPACES and source[i] != ">":
             i += 1
         if i >= n:
-            raise EntityParseError(f"Unclosed start tag at byte offset {_byte_offset(source, begin)}")
+            raise EntityParseError(
+                f"Unclosed start tag at byte offset {_byte_offset(source, begin)}"
+            )
         tag = source[begin + 1 : i].lower()
         if tag not in ALLOWED_TAGS:
             raise EntityParseError(
@@ -352,7 +354,7 @@ def parse_html(source: str) -> tuple[str, list[dict[str, Any]]]:
         attrs, i = _read_attributes(source, i, tag, begin)
         i += 1  # the '>'
         _check_start_tag(source, tag, attrs, begin)
-        stack.append((_Open(tag=tag, attrs=attrs, offset=u16, source_pos=begin), out_len))
+        stack.append((_Open(tag=tag, attrs=attrs, offset=u16), out_len))
 
     if stack:
         raise EntityParseError(
@@ -363,9 +365,7 @@ def parse_html(source: str) -> tuple[str, list[dict[str, Any]]]:
     return "".join(out), entities
 
 
-def strip_formatted(
-    text: str, entities: list[dict[str, Any]]
-) -> tuple[str, list[dict[str, Any]]]:
+def strip_formatted(text: str, entities: list[dict[str, Any]]) -> tuple[str, list[dict[str, Any]]]:
     """Trim leading/trailing whitespace like Telegram does, shifting entities to match."""
     stripped = text.strip(_STRIP)
     if stripped == text:
