@@ -30,13 +30,13 @@ $(STAMP): pyproject.toml
 locales: $(MOS)
 
 locales/%/LC_MESSAGES/messages.mo: locales/%/LC_MESSAGES/messages.po $(STAMP)
-	$(BIN)/pybabel compile -d locales -D messages -l $* >/dev/null
+	$(BIN)/pybabel -q compile -d locales -D messages -l $* >/dev/null
 
 # For developers after changing user-visible text: refresh the template and catalogues.
 extract: $(STAMP)
-	$(BIN)/pybabel extract --no-location --sort-output -k _ -k __ -k N_ \
+	$(BIN)/pybabel extract --no-location --no-wrap --sort-output -k _ -k __ -k N_ \
 		-o locales/messages.pot $(SOURCES) >/dev/null
-	$(BIN)/pybabel update --no-location --omit-header -d locales -D messages -i locales/messages.pot
+	$(BIN)/pybabel update --no-wrap --ignore-obsolete --no-fuzzy-matching -d locales -D messages -i locales/messages.pot
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -19,7 +19,7 @@ from bot.commands import set_command_menus
 from bot.i18n import StoredLanguageMiddleware, make_i18n
 from bot.middlewares import DbSessionMiddleware
 from bot.settings import Settings
-from bot.telegram_session import TolerantSession
+from bot.telegram_session import StaleCallbackMiddleware, TolerantSession
 from content.loader import Content, load_content
 from handlers import routers
 from storage.db import make_engine, make_sessionmaker
@@ -55,6 +55,7 @@ def make_bot(settings: Settings) -> Bot:
     if settings.bot_token is None:
         raise ValueError("BOT_TOKEN is required to build the bot")
     session = TolerantSession(api=TelegramAPIServer.from_base(settings.telegram_api_url))
+    session.middleware(StaleCallbackMiddleware())
     return Bot(
         settings.bot_token.get_secret_value(),
         session=session,

@@ -8,6 +8,7 @@ import json
 import logging
 import sys
 from collections.abc import Sequence
+from datetime import timedelta
 from pathlib import Path
 
 from bot.settings import ConfigError, Settings, load_settings
@@ -117,6 +118,115 @@ def cmd_content(args: argparse.Namespace) -> int:
     return 0
 
 
+async def _bot_username(settings: Settings) -> str | None:
+    if settings.bot_token is None:
+        return None
+    from bot.app import make_bot
+
+    bot = make_bot(settings)
+    try:
+        return (await bot.get_me()).username
+    except Exception as exc:  # offline: the link is printed with a placeholder
+        log.warning("could not ask Telegram for the bot's name: %s", type(exc).__name__)
+        return None
+    finally:
+        await bot.session.close()
+
+
+def cmd_invite(args: argparse.Namespace) -> int:
+    settings = _settings()
+    from bot.clock import SystemClock
+    from bot.services.invites import create_invite, deep_link
+    from storage.db import make_engine, make_sessionmaker
+    from storage.migrate import upgrade
+    from storage.models import InviteKind
+
+    upgrade(settings.database_url)
+
+    async def make() -> tuple[str, str | None]:
+        engine = make_engine(settings.database_url)
+        try:
+            async with make_sessionmaker(engine)() as session, session.begin():
+                invite = await create_invite(
+                    session,
+                    InviteKind(args.kind),
+                    now=SystemClock().now(),
+                    cohort_id=args.cohort,
+                    valid_for=timedelta(days=args.days),
+                    max_uses=args.uses,
+                )
+                token = invite.token
+        finally:
+            await engine.dispose()
+        return token, await _bot_username(settings)
+
+    if args.kind == "cohort" and args.cohort is None:
+        print(
+            "a cohort invitation needs --cohort ID (see `biblio-bot cohort list`)", file=sys.stderr
+        )
+        return EXIT_CONFIG
+    token, username = asyncio.run(make())
+    print(deep_link(username or "YOUR_BOT", token))
+    if username is None:
+        print(f"(replace YOUR_BOT with the bot's username; or send: /start {token})")
+    return 0
+
+
+def cmd_cohort(args: argparse.Namespace) -> int:
+    settings = _settings()
+    from datetime import date
+
+    from sqlalchemy import select
+
+    from bot.clock import SystemClock
+    from bot.services.cohorts import create_cohort
+    from storage.db import make_engine, make_sessionmaker
+    from storage.migrate import upgrade
+    from storage.models import Cohort
+
+    upgrade(settings.database_url)
+
+    async def act() -> list[str]:
+        engine = make_engine(settings.database_url)
+        try:
+            async with make_sessionmaker(engine)() as session, session.begin():
+                if args.action == "add":
+                    cohort = await create_cohort(
+                        session,
+                        name=args.name,
+                        country=args.country,
+                        language=args.language,
+                        timezone=args.timezone,
+                        mooc_start=date.fromisoformat(args.start),
+                        now=SystemClock().now(),
+                        trainer_id=args.trainer,
+                    )
+                    return [f"cohort {cohort.id} created: {cohort.name}"]
+                rows = await session.scalars(select(Cohort).order_by(Cohort.id))
+                return [
+                    f"{c.id}\t{c.name}\t{c.country}\t{c.language}\t{c.timezone}\t{c.mooc_start}"
+                    for c in rows
+                ]
+        finally:
+            await engine.dispose()
+
+    if args.action == "add" and not all(
+        (args.name, args.country, args.language, args.timezone, args.start)
+    ):
+        print(
+            "cohort add needs --name, --country, --language, --timezone and --start",
+            file=sys.stderr,
+        )
+        return EXIT_CONFIG
+    try:
+        lines = asyncio.run(act())
+    except (ValueError, KeyError) as exc:
+        print(f"cohort {args.action}: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    print("\n".join(lines) if lines else "no cohorts yet")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="biblio-bot", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -136,10 +246,32 @@ def build_parser() -> argparse.ArgumentParser:
     content.add_argument("action", choices=["check", "stats"])
     content.add_argument("--json", action="store_true", help="one JSON object")
     content.add_argument("--dir", help="content folder (default: the shipped one)")
+
+    invite = sub.add_parser("invite", help="print an invitation link (the first trainer's, say)")
+    invite.add_argument("kind", choices=["trainer", "mentor", "cohort"])
+    invite.add_argument("--cohort", type=int, help="the cohort (for a cohort link)")
+    invite.add_argument("--days", type=int, default=14, help="valid for this many days")
+    invite.add_argument("--uses", type=int, default=1, help="how many people may use it")
+
+    cohort = sub.add_parser("cohort", help="add or list cohorts")
+    cohort.add_argument("action", choices=["add", "list"])
+    cohort.add_argument("--name")
+    cohort.add_argument("--country", help="ISO code: LV, IT, BG, GR")
+    cohort.add_argument("--language", choices=["en", "lv", "it", "bg", "el"])
+    cohort.add_argument("--timezone", help="e.g. Europe/Riga")
+    cohort.add_argument("--start", help="MOOC start date, YYYY-MM-DD")
+    cohort.add_argument("--trainer", type=int, help="Telegram id of its trainer")
     return parser
 
 
-COMMANDS = {"run": cmd_run, "sandbox": cmd_sandbox, "db": cmd_db, "content": cmd_content}
+COMMANDS = {
+    "run": cmd_run,
+    "sandbox": cmd_sandbox,
+    "db": cmd_db,
+    "content": cmd_content,
+    "invite": cmd_invite,
+    "cohort": cmd_cohort,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -13,8 +13,12 @@ from typing import Any
 
 from aiogram import Bot
 from aiogram.client.session.aiohttp import AiohttpSession
-from aiogram.exceptions import ClientDecodeError
-from aiogram.methods import GetUpdates, Response, TelegramMethod
+from aiogram.client.session.middlewares.base import (
+    BaseRequestMiddleware,
+    NextRequestMiddlewareType,
+)
+from aiogram.exceptions import ClientDecodeError, TelegramBadRequest
+from aiogram.methods import AnswerCallbackQuery, GetUpdates, Response, TelegramMethod
 from aiogram.methods.base import TelegramType
 from aiogram.types import Update
 from pydantic import ValidationError
@@ -54,3 +58,25 @@ class TolerantSession(AiohttpSession):
                 raise
             payload["result"] = clean_updates(payload["result"], bot)
             return super().check_response(bot, method, status_code, json.dumps(payload))
+
+
+class StaleCallbackMiddleware(BaseRequestMiddleware):
+    """Answering a callback query Telegram no longer knows (the bot was down, or the
+    button was pressed twice long ago) is harmless: the spinner has gone already. It must
+    not abort the handler that does the real work, so that one error is swallowed."""
+
+    async def __call__(
+        self,
+        make_request: NextRequestMiddlewareType[TelegramType],
+        bot: Bot,
+        method: TelegramMethod[TelegramType],
+    ) -> Response[TelegramType]:
+        try:
+            return await make_request(bot, method)
+        except TelegramBadRequest as exc:
+            if isinstance(method, AnswerCallbackQuery) and "query is too old" in exc.message:
+                log.info(
+                    "callback query %s expired before it was answered", method.callback_query_id
+                )
+                return Response[TelegramType](ok=True, result=True)  # type: ignore[arg-type]
+            raise

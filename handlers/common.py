@@ -15,7 +15,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.commands import LEARNER_COMMANDS
 from bot.i18n import LANGUAGES
-from storage.models import User
+from bot.roles import PROTECTED_COMMANDS
+from storage.models import Role, User
 
 router = Router(name="common")
 fallback_router = Router(name="fallback")
@@ -75,6 +76,16 @@ async def language_chosen(
 
 @fallback_router.message(F.text.startswith("/"))
 async def unknown_command(message: Message) -> None:
+    name = (message.text or "/").split()[0][1:].split("@")[0].lower()
+    roles = PROTECTED_COMMANDS.get(name)
+    if roles is not None:
+        # The same registry that guards the handlers explains the refusal.
+        await message.answer(
+            _("/{command} is for trainers only.").format(command=name)
+            if roles == {Role.trainer}
+            else _("/{command} is not available to you.").format(command=name)
+        )
+        return
     await message.answer(_("I don't know that command. Send /help to see what I can do."))
 
 

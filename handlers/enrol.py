@@ -28,12 +28,14 @@ from bot.clock import Clock
 from bot.i18n import LANGUAGES
 from bot.services import consent as consent_service
 from bot.services import registration as reg
-from bot.services.cohorts import open_cohort
+from bot.services.cohorts import cohort_title, open_cohort
 from bot.services.invites import InviteProblem, use_invite
+from bot.ui import drop_buttons
 from content.loader import Content
 from handlers.common import LanguageChoice, help_text, language_keyboard
 from storage.models import (
     Cohort,
+    CohortTrainer,
     ConsentAnswer,
     InviteKind,
     Learner,
@@ -41,6 +43,7 @@ from storage.models import (
     Role,
     User,
 )
+from storage.repo import insert_ignore
 
 router = Router(name="enrol")
 
@@ -69,6 +72,7 @@ class Enrol(StatesGroup):
 class Pick(CallbackData, prefix="pk"):
     field: str
     value: str
+    item: str = ""  # for ratings: the area rated, so a double tap cannot rate the next one
 
 
 class Consent(CallbackData, prefix="cs"):
@@ -200,8 +204,9 @@ REGISTRATION_STATES = [s for s in Enrol.__states__ if s not in (Enrol.language, 
 def _keyboard(step: Step, answers: dict[str, Any]) -> InlineKeyboardMarkup | None:
     kb = InlineKeyboardBuilder()
     if step.choices:
+        item = (_next_skill(answers) or "") if step.field == "skills" else ""
         for value, label in step.choices.items():
-            kb.button(text=_(label), callback_data=Pick(field=step.field, value=value))
+            kb.button(text=_(label), callback_data=Pick(field=step.field, value=value, item=item))
         kb.adjust(step.columns)
     if step.optional:
         kb.button(text=_("Skip"), callback_data=Pick(field=step.field, value="-"))
@@ -388,6 +393,12 @@ async def start(
             return
         if invite.kind is InviteKind.trainer:
             db_user.role = Role.trainer
+            if invite.cohort_id is not None:
+                await insert_ignore(
+                    session,
+                    CohortTrainer,
+                    [{"cohort_id": invite.cohort_id, "trainer_id": db_user.id}],
+                )
             await message.answer(
                 _(
                     "Welcome, {name}! You are now a trainer in the BIBLIO bot. "
@@ -412,7 +423,7 @@ async def start(
             learner.cohort_id = invite.cohort_id
             await message.answer(
                 _("You have joined the group {cohort}.").format(
-                    cohort=escape(cohort.name if cohort else "")
+                    cohort=escape(cohort_title(cohort) if cohort else "")
                 )
             )
             return
@@ -458,7 +469,7 @@ async def language_picked(
         return
     db_user.language = callback_data.code
     with i18n.use_locale(callback_data.code):
-        await query.message.edit_reply_markup(reply_markup=None)
+        await drop_buttons(query.message)
         await _ask_consent(query.message, state, content, callback_data.code)
 
 
@@ -476,7 +487,7 @@ async def consent_answered(
     await query.answer()
     if not isinstance(query.message, Message):
         return
-    await query.message.edit_reply_markup(reply_markup=None)
+    await drop_buttons(query.message)
     answer = ConsentAnswer.granted if callback_data.yes else ConsentAnswer.declined
     await consent_service.record(
         session, db_user, answer, language=i18n.current_locale, content=content, now=clock.now()
@@ -514,7 +525,7 @@ async def _choose_cohort(
             _(
                 "You are joining the group {cohort}. A few questions follow; "
                 "/cancel stops at any time."
-            ).format(cohort=escape(cohort.name))
+            ).format(cohort=escape(cohort_title(cohort)))
         )
         await ask(message, state, next_step(data.get("answers", {})))
         return
@@ -528,7 +539,7 @@ async def join_open(
     await query.answer()
     if not isinstance(query.message, Message):
         return
-    await query.message.edit_reply_markup(reply_markup=None)
+    await drop_buttons(query.message)
     cohort = await open_cohort(session, clock.now())
     await state.update_data(cohort_id=cohort.id)
     await _choose_cohort(query.message, state, session, clock)
@@ -601,41 +612,42 @@ async def text_answer(message: Message, state: FSMContext) -> None:
     await _after_answer(message, state, answers)
 
 
-@router.callback_query(Pick.filter())
+@router.callback_query(Pick.filter(F.field.in_(STEP_BY_FIELD)))
 async def picked(query: CallbackQuery, callback_data: Pick, state: FSMContext) -> None:
     current = await state.get_state()
     message = query.message
     step = STEP_BY_FIELD.get(callback_data.field)
-    if step is None or current != step.state.state or not isinstance(message, Message):
-        await query.answer(_("This button is no longer active."))
-        return
-    await query.answer()
     data = await state.get_data()
     answers: dict[str, Any] = dict(data.get("answers", {}))
     value = callback_data.value
-    if step.optional and value == "-":
-        answers[step.field] = None
-    elif step.choices is None or value not in step.choices:
+    # A press counts only on the question being asked now (not a stale or doubled tap).
+    valid = (
+        step is not None
+        and current == step.state.state
+        and isinstance(message, Message)
+        and (
+            (step.optional and value == "-") or (step.choices is not None and value in step.choices)
+        )
+        and (step.field != "skills" or callback_data.item == _next_skill(answers))
+    )
+    if not valid or step is None or not isinstance(message, Message):
         await query.answer(_("This button is no longer active."))
         return
+    await query.answer()
+    await drop_buttons(message)
+    if step.optional and value == "-":
+        answers[step.field] = None
     elif step.field == "skills":
-        area = _next_skill(answers)
-        if area is None:
-            await query.answer(_("This button is no longer active."))
-            return
-        answers["skills"] = {**answers.get("skills", {}), area: int(value)}
+        answers["skills"] = {**answers.get("skills", {}), callback_data.item: int(value)}
         if _next_skill(answers) is not None:
-            await message.edit_reply_markup(reply_markup=None)
             await state.update_data(answers=answers)
             await ask(message, state, step)
             return
     elif step.field == "profile" and value == "unsure":
-        await message.edit_reply_markup(reply_markup=None)
         await _ask_profile_question(message, state, "profile_enjoy")
         return
     else:
         answers[step.field] = value
-    await message.edit_reply_markup(reply_markup=None)
     await _after_answer(message, state, answers)
 
 
@@ -684,7 +696,7 @@ async def profile_question(query: CallbackQuery, callback_data: Pick, state: FSM
         await query.answer(_("This button is no longer active."))
         return
     await query.answer()
-    await message.edit_reply_markup(reply_markup=None)
+    await drop_buttons(message)
     data = await state.get_data()
     if callback_data.field == "profile_enjoy" and callback_data.value in ("people", "systems"):
         await state.update_data(enjoy=callback_data.value)
@@ -705,7 +717,7 @@ async def edit_field(query: CallbackQuery, callback_data: Edit, state: FSMContex
         await query.answer(_("This button is no longer active."))
         return
     await query.answer()
-    await query.message.edit_reply_markup(reply_markup=None)
+    await drop_buttons(query.message)
     data = await state.get_data()
     if step.field == "skills":  # the ratings are asked again from the first area
         await state.update_data(answers={**data.get("answers", {}), "skills": {}})
@@ -736,7 +748,7 @@ async def confirm(
         await _ask_consent(message, state, content, db_user.language or "en")
         return
     await query.answer()
-    await message.edit_reply_markup(reply_markup=None)
+    await drop_buttons(message)
     learner = await session.get(Learner, db_user.id)
     now = clock.now()
     fields = {
@@ -774,7 +786,7 @@ async def confirm(
         _(
             "You are enrolled in {cohort}. I will send you each week's modules and the "
             "webinar reminders. Send /help to see what else I can do."
-        ).format(cohort=escape(cohort.name if cohort else ""))
+        ).format(cohort=escape(cohort_title(cohort) if cohort else ""))
     )
 
 

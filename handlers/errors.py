@@ -47,7 +47,8 @@ async def on_error(
     except Exception:  # the store itself may be what failed
         log.warning("could not read the language for the apology", exc_info=True)
     locale = resolve_language(stored, tg_user.language_code)
-    with i18n.use_locale(locale):
+    # Errors run outside the i18n middleware: enter its context here.
+    with i18n.context(), i18n.use_locale(locale):
         text = _("Sorry, something went wrong on my side. Please try again in a moment.")
     try:
         if update.callback_query:

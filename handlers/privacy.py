@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.clock import Clock
 from bot.services import consent as consent_service
 from bot.services import privacy as privacy_service
+from bot.ui import drop_buttons
 from content.loader import Content
 from storage.models import ConsentAnswer, Learner, LearnerStatus, User
 
@@ -110,7 +111,7 @@ async def delete_confirmed(
 ) -> None:
     await query.answer()
     if isinstance(query.message, Message):
-        await query.message.edit_reply_markup(reply_markup=None)
+        await drop_buttons(query.message)
     if not callback_data.sure:
         await query.bot.send_message(query.from_user.id, _("Nothing was erased."))  # type: ignore[union-attr]
         return

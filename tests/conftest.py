@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -93,9 +94,22 @@ async def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterato
         await drop_pg_database(name)
 
 
+@pytest.fixture(scope="session")
+def _sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Migrated once per run; each test gets a copy (migrating per test costs seconds)."""
+    from storage.migrate import upgrade
+
+    path = tmp_path_factory.mktemp("template") / "template.sqlite3"
+    upgrade(f"sqlite+aiosqlite:///{path}")
+    return path
+
+
 @pytest.fixture
-def sqlite_url(tmp_path: Path) -> Iterator[str]:
-    yield f"sqlite+aiosqlite:///{tmp_path / 'test.sqlite3'}"
+def sqlite_url(tmp_path: Path, _sqlite_template: Path) -> Iterator[str]:
+    """A migrated, empty SQLite database of this test's own."""
+    target = tmp_path / "test.sqlite3"
+    shutil.copyfile(_sqlite_template, target)
+    yield f"sqlite+aiosqlite:///{target}"
 
 
 @pytest.fixture(autouse=True)

@@ -289,7 +289,7 @@ async def test_quiz_poll_limits_and_answers(server: BotAPIServer, bot: Bot) -> N
 
     await user.answer_poll([0])
     await user.answer_poll([1])  # a quiz is answered once: the second vote is ignored
-    answers = [u["poll_answer"] for u in (p.payload for p in server._updates) if "poll_answer" in u]
+    answers = [u["poll_answer"] for u in server.pending_updates if "poll_answer" in u]
     assert [a["option_ids"] for a in answers] == [[0]]
 
     anonymous = await quiz(is_anonymous=None)  # Telegram's default: anonymous
@@ -398,14 +398,14 @@ async def test_wrong_token_and_unknown_method(server: BotAPIServer) -> None:
             await wrong.get_me()
     finally:
         await wrong.session.close()
-    async with aiohttp.ClientSession() as http:
-        async with http.post(f"{server.base_url}/bot{server.token}/fooBar") as response:
-            assert response.status == 404
-            assert await response.json() == {
-                "ok": False,
-                "error_code": 404,
-                "description": "Not Found: method not found",
-            }
+    url = f"{server.base_url}/bot{server.token}/fooBar"
+    async with aiohttp.ClientSession() as http, http.post(url) as response:
+        assert response.status == 404
+        assert await response.json() == {
+            "ok": False,
+            "error_code": 404,
+            "description": "Not Found: method not found",
+        }
 
 
 # --------------------------------------------------------------------------- transport
@@ -436,6 +436,42 @@ async def test_long_polling_wakes_up_on_new_update(server: BotAPIServer) -> None
         body = await response.json()
     assert body["result"][0]["message"]["text"] == "wake up"
     assert body["result"][0]["message"]["from"]["language_code"] == "en"
+
+
+async def test_get_updates_offsets_filters_and_conflicts(server: BotAPIServer) -> None:
+    url = f"{server.base_url}/bot{server.token}/getUpdates"
+    user = server.user(6)
+    await user.send("one")
+    server.inject_update({"callback_query": {"id": "q"}})
+    async with aiohttp.ClientSession() as http:
+        # Unwanted kinds are dropped, as Telegram never creates them.
+        async with http.post(url, json={"allowed_updates": ["callback_query"]}) as response:
+            [only] = (await response.json())["result"]
+        assert "callback_query" in only
+        # A newer getUpdates ends an older waiting one with 409.
+        first = asyncio.create_task(
+            http.post(url, json={"offset": only["update_id"] + 1, "timeout": 5})
+        )
+        await asyncio.sleep(0.1)
+        async with http.post(url, json={"timeout": 0}) as response:
+            assert (await response.json())["result"] == []
+        async with await first as response:
+            assert response.status == 409
+            assert (
+                "terminated by other getUpdates request" in (await response.json())["description"]
+            )
+
+
+async def test_next_message_timeout_explains_what_happened(server: BotAPIServer, bot: Bot) -> None:
+    user = await known_user(server)
+    await bot.send_message(user.user_id, "first")
+    with pytest.raises(TelegramBadRequest):
+        await bot.send_message(user.user_id, "<b>broken", parse_mode="HTML")
+    assert (await user.next_message()).text == "first"
+    with pytest.raises(TimeoutError) as caught:
+        await user.next_message(timeout=0.05)
+    report = str(caught.value)
+    assert "first" in report and "sendMessage -> 400 Bad Request: can't parse entities" in report
 
 
 async def test_other_encodings_are_accepted(server: BotAPIServer) -> None:
@@ -539,6 +575,8 @@ async def test_documents_roundtrip(server: BotAPIServer, bot: Bot, tmp_path: Any
     data = await bot.download_file(file.file_path)
     assert data is not None and data.read() == payload
     assert (tmp_path / file.file_path).read_bytes() == payload
+    with pytest.raises(TelegramBadRequest, match="message caption is too long"):
+        await bot.send_document(user.user_id, message.document.file_id, caption="c" * 1025)
     # Re-sending by file_id works; a photo must be an image.
     await bot.send_document(user.user_id, message.document.file_id)
     with pytest.raises(TelegramBadRequest, match="IMAGE_PROCESS_FAILED"):

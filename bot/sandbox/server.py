@@ -12,6 +12,32 @@ through the JSON control interface under ``/_control/`` from another process.
 
 Everything runs on one asyncio event loop; API handlers do not await between validating a
 request and applying it, so there are no races between concurrent requests.
+
+Typical use::
+
+    server = BotAPIServer(per_chat_rate=1)
+    await server.start()
+    bot = Bot(server.token, session=AiohttpSession(
+        api=TelegramAPIServer.from_base(server.base_url)))
+    ...  # run the dispatcher
+    user = server.user(1001, language_code="it")
+    await user.start()
+    reply = await user.next_message()   # a SentMessage; edits arrive with edited=True
+    await user.press("Next")            # an inline button, by text or callback_data
+
+Control interface (JSON; loopback clients only unless allow_remote_control=True)::
+
+    POST /_control/users/{id}                {"first_name"?, "language_code"?, ...}
+    POST /_control/users/{id}/send           {"text": ...}
+    POST /_control/users/{id}/start          {"payload"?: ...}
+    POST /_control/users/{id}/press          {"data" or "text", "message_id"?}
+    POST /_control/users/{id}/answer_poll    {"option_ids": [...], "poll_id"?}
+    POST /_control/users/{id}/edit           {"message_id", "text"}
+    POST /_control/users/{id}/send_photo|send_document|send_voice|send_sticker
+    POST /_control/users/{id}/block | /unblock
+    GET  /_control/users/{id}/messages?after=N&timeout=S[&bytes=1]   (long-polls)
+    GET  /_control/stats  |  GET /_control/calls?after=N
+    POST /_control/updates (a raw update)  |  /rate_limits  |  /fail_next
 """
 
 from __future__ import annotations
@@ -40,7 +66,7 @@ from typing import Any, Final
 from urllib.parse import urlsplit
 
 import aiohttp
-from aiohttp import BodyPartReader, web
+from aiohttp import BodyPartReader, MultipartReader, web
 
 from .html import EntityParseError, parse_html, strip_formatted, utf16_len
 
@@ -448,7 +474,7 @@ class _Upload:
     content_type: str | None
 
 
-@dataclass
+@dataclass(eq=False)  # compared by identity: the same update may be injected twice
 class _Pending:
     """A queued, unconfirmed update. ``update_id`` orders it even if the payload is junk."""
 
@@ -694,6 +720,20 @@ async def _read_part(part: BodyPartReader) -> bytes:
     return b"".join(chunks)
 
 
+async def _read_multipart(
+    reader: MultipartReader, params: JSONDict, uploads: dict[str, _Upload]
+) -> None:
+    """Fields into ``params`` (JSON-decoded), file parts into ``uploads``."""
+    while (part := await reader.next()) is not None:
+        if not isinstance(part, BodyPartReader) or not part.name:
+            continue  # nested multipart or anonymous parts: Telegram ignores them too
+        if part.filename is not None:
+            data = await _read_part(part)
+            uploads[part.name] = _Upload(part.filename, data, part.headers.get("Content-Type"))
+        else:
+            params[part.name] = _decode_form_value(part.name, await part.text())
+
+
 async def _read_request(request: web.Request) -> tuple[JSONDict, dict[str, _Upload]]:
     """Parameters from the query string and the body, whatever encoding the client used."""
     params: JSONDict = {key: _decode_form_value(key, value) for key, value in request.query.items()}
@@ -702,15 +742,7 @@ async def _read_request(request: web.Request) -> tuple[JSONDict, dict[str, _Uplo
         return params, uploads
     content_type = request.content_type
     if content_type == "multipart/form-data":
-        reader = await request.multipart()
-        while (part := await reader.next()) is not None:
-            if not isinstance(part, BodyPartReader) or not part.name:
-                continue  # nested multipart or anonymous parts: Telegram ignores them too
-            if part.filename is not None:
-                data = await _read_part(part)
-                uploads[part.name] = _Upload(part.filename, data, part.headers.get("Content-Type"))
-            else:
-                params[part.name] = _decode_form_value(part.name, await part.text())
+        await _read_multipart(await request.multipart(), params, uploads)
     elif content_type == "application/json":
         try:
             body = await request.json()
@@ -1154,6 +1186,7 @@ class BotAPIServer:
         self._closing = False
         self._runner: web.AppRunner | None = None
         self._webhook_task: asyncio.Task[None] | None = None
+        self._background: set[asyncio.Task[tuple[int, JSONDict]]] = set()
         self.base_url = ""
 
         self._methods: dict[str, tuple[str, Handler]] = {}
@@ -1234,6 +1267,8 @@ class BotAPIServer:
         self._update_signal.notify()
         self._feed_signal.notify()
         await self._stop_webhook_worker()
+        for task in list(self._background):
+            task.cancel()
         if self._runner is not None:
             runner, self._runner = self._runner, None
             await runner.cleanup()
@@ -1332,6 +1367,11 @@ class BotAPIServer:
         queue = self._failures.setdefault(method.lower(), deque())
         queue.extend([(status, description, retry_after)] * count)
 
+    @property
+    def pending_updates(self) -> list[JSONDict]:
+        """Updates queued and not yet confirmed by the bot (getUpdates offset / webhook 2xx)."""
+        return [pending.payload for pending in self._updates]
+
     def stats(self) -> JSONDict:
         """Counters for benchmarks and the control interface."""
         return {
@@ -1359,8 +1399,12 @@ class BotAPIServer:
                 # Keep update_id first, as Telegram does.
                 payload = {"update_id": update_id, **payload}
         self._next_update_id = max(self._next_update_id, update_id + 1)
-        self._updates.append(_Pending(update_id, payload))
-        self._updates.sort(key=lambda pending: pending.update_id)
+        if self._updates and self._updates[-1].update_id > update_id:
+            # Only an injected update with an old id lands out of order: re-sort then.
+            self._updates.append(_Pending(update_id, payload))
+            self._updates.sort(key=lambda pending: pending.update_id)
+        else:
+            self._updates.append(_Pending(update_id, payload))
         self._update_signal.notify()
         return update_id
 
@@ -1511,6 +1555,11 @@ class BotAPIServer:
             params, uploads = await _read_request(request)
         except ApiError as error:
             return self._error_response(error)
+        except web.HTTPRequestEntityTooLarge:
+            return self._error_response(ApiError(413, "Request Entity Too Large"))
+        except (ValueError, aiohttp.ClientPayloadError) as exc:
+            # A broken body (bad multipart, bad encoding): answer like Telegram, don't crash.
+            return self._error_response(ApiError(400, f"Bad Request: can't parse request: {exc}"))
         status, body = await self._execute(token, method, params, uploads)
         return web.json_response(body, status=status)
 
@@ -2523,8 +2572,8 @@ class BotAPIServer:
         task, self._webhook_task = self._webhook_task, None
         if task is not None:
             task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            # wait() rather than `await task`: never swallow our own caller's cancellation.
+            await asyncio.wait([task])
 
     async def _webhook_worker(self, hook: JSONDict) -> None:
         """POST queued updates to the webhook: in order per chat, retried until 2xx."""
@@ -2570,16 +2619,18 @@ class BotAPIServer:
                     async with session.post(
                         hook["url"], json=pending.payload, headers=headers
                     ) as response:
-                        body = await response.read()
                         if 200 <= response.status < 300:
+                            reply = await self._read_webhook_reply(response)
                             if pending in self._updates:
                                 self._updates.remove(pending)
-                            await self._webhook_reply(body, response.content_type)
+                            if reply is not None:
+                                self._run_webhook_reply(*reply)
                             return
+                        await response.read()
                         error = (
                             f"Wrong response from the webhook: {response.status} {response.reason}"
                         )
-                except (aiohttp.ClientError, TimeoutError) as exc:
+                except (aiohttp.ClientError, TimeoutError, ApiError) as exc:
                     error = f"Connection failed: {type(exc).__name__}: {exc}"
                 self.webhook_last_error = (int(time.time()), error)
                 await asyncio.sleep(delay)
@@ -2588,17 +2639,36 @@ class BotAPIServer:
             in_flight.pop(lane, None)
             self._update_signal.notify()
 
-    async def _webhook_reply(self, body: bytes, content_type: str) -> None:
-        """A webhook may answer with a method call (``{"method": ...}``); Telegram runs it."""
-        if content_type != "application/json" or not body:
-            return
-        try:
-            reply = json.loads(body)
-        except ValueError:
-            return
-        if isinstance(reply, dict) and isinstance(reply.get("method"), str):
-            params = {k: v for k, v in reply.items() if k != "method"}
-            await self._execute(self.token, reply["method"], params, {})
+    @staticmethod
+    async def _read_webhook_reply(
+        response: aiohttp.ClientResponse,
+    ) -> tuple[JSONDict, dict[str, _Upload]] | None:
+        """A webhook may answer with a method call — as JSON or, as aiogram does, as
+        multipart/form-data with a "method" field; Telegram then runs it."""
+        params: JSONDict = {}
+        uploads: dict[str, _Upload] = {}
+        if response.content_type == "multipart/form-data":
+            reader = MultipartReader(response.headers, response.content)
+            await _read_multipart(reader, params, uploads)
+        elif response.content_type == "application/json":
+            try:
+                body = json.loads(await response.read())
+            except ValueError:
+                return None
+            if not isinstance(body, dict):
+                return None
+            params = body
+        else:
+            await response.read()
+            return None
+        return (params, uploads) if isinstance(params.get("method"), str) else None
+
+    def _run_webhook_reply(self, params: JSONDict, uploads: dict[str, _Upload]) -> None:
+        method = str(params.pop("method"))
+        # In its own task: the method may be deleteWebhook, which stops this very worker.
+        task = asyncio.create_task(self._execute(self.token, method, params, uploads))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     # ------------------------------------------------------------------ HTTP: control
 
@@ -2698,7 +2768,12 @@ class BotAPIServer:
                 key = body.get("data", body.get("text"))
                 if not isinstance(key, str):
                     raise ValueError('give "data" or "text"')
-                result = {"callback_query_id": await user.press(key, body.get("message_id"))}
+                message_id = body.get("message_id")
+                result = {
+                    "callback_query_id": await user.press(
+                        key, int(message_id) if message_id is not None else None
+                    )
+                }
             elif action == "answer_poll":
                 await user.answer_poll(list(body.get("option_ids", [])), body.get("poll_id"))
                 result = {}

@@ -9,6 +9,7 @@ import subprocess
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -16,8 +17,14 @@ from bot.app import App, build_app
 from bot.clock import Clock
 from bot.sandbox.server import BotAPIServer
 from bot.settings import load_settings
+from content.loader import Content, load_content
 
 ROOT = Path(__file__).resolve().parents[2]
+
+
+@lru_cache(maxsize=1)
+def shipped_content() -> Content:
+    return load_content()
 
 
 async def wait_for(predicate: Any, timeout: float = 10.0, what: str = "condition") -> None:
@@ -34,7 +41,12 @@ def _menus_set(server: BotAPIServer) -> bool:
 
 @asynccontextmanager
 async def running_bot(
-    server: BotAPIServer, db_url: str, *, clock: Clock | None = None, **overrides: Any
+    server: BotAPIServer,
+    db_url: str,
+    *,
+    clock: Clock | None = None,
+    content: Content | None = None,
+    **overrides: Any,
 ) -> AsyncIterator[App]:
     """The bot polling in this event loop; migrations applied as `run` does."""
     from storage.migrate import upgrade_async
@@ -43,7 +55,7 @@ async def running_bot(
         bot_token=server.token, telegram_api_url=server.base_url, database_url=db_url, **overrides
     )
     await upgrade_async(db_url)
-    app = build_app(settings, clock=clock)
+    app = build_app(settings, clock=clock, content=content or shipped_content())
     before = sum(1 for c in server.calls if c.method == "setMyCommands")
     task = asyncio.create_task(
         app.dp.start_polling(
