@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot.clock import Clock, SystemClock
 from bot.commands import set_command_menus
+from bot.features import load_features
 from bot.i18n import StoredLanguageMiddleware, make_i18n
 from bot.middlewares import DbSessionMiddleware
 from bot.settings import Settings
@@ -82,6 +83,7 @@ def build_app(
     content: Content | None = None,
     engine: AsyncEngine | None = None,
 ) -> App:
+    load_features()
     clock = clock or SystemClock()
     if content is None:
         content = load_content(settings.content_dir) if settings.content_dir else load_content()

@@ -227,6 +227,13 @@ def cmd_cohort(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    from bot import bench
+
+    logging.basicConfig(level=logging.WARNING)
+    return bench.run(args.name, as_json=args.json, quick=args.quick)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="biblio-bot", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -261,10 +268,16 @@ def build_parser() -> argparse.ArgumentParser:
     cohort.add_argument("--timezone", help="e.g. Europe/Riga")
     cohort.add_argument("--start", help="MOOC start date, YYYY-MM-DD")
     cohort.add_argument("--trainer", type=int, help="Telegram id of its trainer")
+
+    bench = sub.add_parser("bench", help="measure performance figures (see bot/bench/)")
+    bench.add_argument("name", help="a benchmark name, or all")
+    bench.add_argument("--json", action="store_true", help="one JSON object")
+    bench.add_argument("--quick", action="store_true", help="smaller sizes, for a smoke run")
     return parser
 
 
 COMMANDS = {
+    "bench": cmd_bench,
     "run": cmd_run,
     "sandbox": cmd_sandbox,
     "db": cmd_db,

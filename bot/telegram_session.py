@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import warnings
 from typing import Any
 
 from aiogram import Bot
@@ -24,6 +25,9 @@ from aiogram.types import Update
 from pydantic import ValidationError
 
 log = logging.getLogger(__name__)
+# The placeholder left for a malformed update has no payload; aiogram warns about such
+# "unknown" updates, but we have already logged the real problem above.
+warnings.filterwarnings("ignore", "Detected unknown update type", RuntimeWarning)
 
 
 def clean_updates(raw_updates: list[Any], bot: Bot) -> list[Any]:

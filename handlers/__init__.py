@@ -16,13 +16,16 @@ def _detached(router: Router) -> Router:
 
 
 def routers() -> list[Router]:
-    from handlers import common, enrol, errors, privacy, trainer
+    from handlers import common, enrol, errors, mentor, privacy, quiz, settings, trainer, wbl
 
     private = Router(name="private")
     # The bot talks one to one; in groups it stays silent rather than leak anything.
     private.message.filter(F.chat.type == "private")
     private.include_routers(
-        *(_detached(m.router) for m in (enrol, privacy, trainer, common)),
+        *(
+            _detached(m.router)
+            for m in (enrol, privacy, trainer, quiz, wbl, mentor, settings, common)
+        ),
         _detached(common.fallback_router),
     )
     return [_detached(errors.router), private]

@@ -13,11 +13,13 @@ from sqlalchemy import (
     DateTime,
     Enum,
     ForeignKey,
+    Index,
     Integer,
     SmallInteger,
     String,
     Text,
     TypeDecorator,
+    UniqueConstraint,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -208,3 +210,190 @@ class Learner(Base):
     skills: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     enrolled_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+# --- delivery (issue: releases, reminders, outbox) ---------------------------------------
+
+# SQLite only autoincrements an INTEGER PRIMARY KEY; PostgreSQL gets a 64-bit key.
+BigId = BigInteger().with_variant(Integer, "sqlite")
+
+
+class OutboxStatus(enum.StrEnum):
+    pending = "pending"  # waiting for its time (not_before) and a worker
+    sending = "sending"  # claimed by a worker; a crash leaves it here until the lease ends
+    sent = "sent"
+    failed = "failed"  # gave up: error says why
+    skipped = "skipped"  # not sent on purpose (expired, muted, withdrawn): error says why
+
+
+class Outbox(Base):
+    """Every notification the bot owes someone. The unique key (kind, reference,
+    recipient) makes planning idempotent; the status makes delivery crash-safe."""
+
+    __tablename__ = "outbox"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    key: Mapped[str] = mapped_column(String(200), unique=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    recipient_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("users.id", ondelete="CASCADE"), index=True
+    )
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    not_before: Mapped[datetime] = mapped_column()
+    expires_at: Mapped[datetime | None] = mapped_column()
+    urgent: Mapped[bool] = mapped_column(default=False)  # may be sent in quiet hours
+    status: Mapped[OutboxStatus] = mapped_column(_enum(OutboxStatus), default=OutboxStatus.pending)
+    attempts: Mapped[int] = mapped_column(SmallInteger, default=0)
+    claimed_by: Mapped[str | None] = mapped_column(String(64))
+    lease_until: Mapped[datetime | None] = mapped_column()
+    sent_at: Mapped[datetime | None] = mapped_column()
+    message_id: Mapped[int | None] = mapped_column(BigInteger)
+    error: Mapped[str | None] = mapped_column(Text)
+    broadcast_id: Mapped[int | None] = mapped_column(Integer, index=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (Index("ix_outbox_due", "status", "not_before"),)
+
+
+class Webinar(Base):
+    __tablename__ = "webinars"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    cohort_id: Mapped[int] = mapped_column(ForeignKey("cohorts.id", ondelete="CASCADE"), index=True)
+    starts_at: Mapped[datetime] = mapped_column()
+    duration_min: Mapped[int] = mapped_column(SmallInteger, default=60)
+    join_url: Mapped[str] = mapped_column(String(500))
+    modules: Mapped[list[int]] = mapped_column(JSON, default=list)
+    recording_url: Mapped[str | None] = mapped_column(String(500))
+    cancelled: Mapped[bool] = mapped_column(default=False)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class UserSettings(Base):
+    """A person's notification choices: muted kinds and local quiet hours."""
+
+    __tablename__ = "user_settings"
+
+    user_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    muted: Mapped[list[str]] = mapped_column(JSON, default=list)
+    quiet_start: Mapped[int] = mapped_column(SmallInteger, default=21 * 60)  # minutes, local
+    quiet_end: Mapped[int] = mapped_column(SmallInteger, default=8 * 60)
+
+
+class PlannerState(Base):
+    """When the planner last ran up to: missed ticks are caught up from here on start."""
+
+    __tablename__ = "planner_state"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    planned_until: Mapped[datetime] = mapped_column()
+    ticked_at: Mapped[datetime] = mapped_column()
+
+
+# --- practice quizzes ---------------------------------------------------------------------
+
+
+class QuizRound(Base):
+    """One practice round of a module: scored (counts as an attempt) or review."""
+
+    __tablename__ = "quiz_rounds"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    # SET NULL, not CASCADE: on erasure the round stays, anonymous, for cohort statistics.
+    user_id: Mapped[int | None] = mapped_column(
+        BigInteger, ForeignKey("users.id", ondelete="SET NULL"), index=True
+    )
+    cohort_id: Mapped[int | None] = mapped_column(ForeignKey("cohorts.id", ondelete="SET NULL"))
+    module: Mapped[int] = mapped_column(SmallInteger)
+    kind: Mapped[str] = mapped_column(String(16))  # scored | review
+    attempt_no: Mapped[int | None] = mapped_column(SmallInteger)
+    status: Mapped[str] = mapped_column(String(16), default="active")  # active|finished|expired
+    position: Mapped[int] = mapped_column(SmallInteger, default=0)  # next item to send
+    score: Mapped[int | None] = mapped_column(SmallInteger)
+    total: Mapped[int] = mapped_column(SmallInteger)
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column()
+
+
+class QuizItem(Base):
+    """One question of a round, as sent: its poll, the option order shown, the answer."""
+
+    __tablename__ = "quiz_items"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    round_id: Mapped[int] = mapped_column(ForeignKey("quiz_rounds.id", ondelete="CASCADE"))
+    index: Mapped[int] = mapped_column(SmallInteger)
+    question_id: Mapped[str] = mapped_column(String(16))
+    option_order: Mapped[list[int]] = mapped_column(JSON, default=list)
+    poll_id: Mapped[str | None] = mapped_column(String(64), unique=True)
+    chosen: Mapped[int | None] = mapped_column(SmallInteger)  # in the content's own order
+    correct: Mapped[bool | None] = mapped_column()
+    answered_at: Mapped[datetime | None] = mapped_column()
+
+    __table_args__ = (UniqueConstraint("round_id", "index", name="uq_quiz_item_position"),)
+
+
+class ReviewItem(Base):
+    """Spaced review: a missed question comes back after 1, 3 and 7 days."""
+
+    __tablename__ = "review_items"
+
+    user_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    question_id: Mapped[str] = mapped_column(String(16), primary_key=True)
+    step: Mapped[int] = mapped_column(SmallInteger, default=0)  # 0: due after 1 day, 1: 3, 2: 7
+    due_at: Mapped[datetime] = mapped_column(index=True)
+
+
+# --- work-based learning ------------------------------------------------------------------
+
+
+class Placement(Base):
+    """A learner's WBL placement: 10 weeks at a host library under a workplace mentor."""
+
+    __tablename__ = "placements"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    learner_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("users.id", ondelete="CASCADE"), index=True
+    )
+    mentor_id: Mapped[int | None] = mapped_column(
+        BigInteger, ForeignKey("users.id", ondelete="SET NULL"), index=True
+    )
+    host_library: Mapped[str] = mapped_column(String(200))
+    start_date: Mapped[date] = mapped_column(Date)
+    weeks: Mapped[int] = mapped_column(SmallInteger, default=10)
+    planned_hours: Mapped[int] = mapped_column(SmallInteger, default=165)
+    status: Mapped[str] = mapped_column(String(16), default="active")  # active|flagged|ended
+    flag_reason: Mapped[str | None] = mapped_column(String(64))
+    created_by: Mapped[int | None] = mapped_column(
+        BigInteger, ForeignKey("users.id", ondelete="SET NULL")
+    )
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class CheckIn(Base):
+    """A fortnightly reflection (weeks 2, 4, 6, 8, 10) and the mentor's answer to it."""
+
+    __tablename__ = "checkins"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    placement_id: Mapped[int] = mapped_column(ForeignKey("placements.id", ondelete="CASCADE"))
+    number: Mapped[int] = mapped_column(SmallInteger)  # 1..5
+    due_at: Mapped[datetime] = mapped_column()
+    # open | submitted | confirmed | talk | overdue
+    status: Mapped[str] = mapped_column(String(16), default="open")
+    answers: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    hours: Mapped[int | None] = mapped_column(SmallInteger)
+    needs_support: Mapped[bool] = mapped_column(default=False)
+    submitted_at: Mapped[datetime | None] = mapped_column()
+    decided_by: Mapped[int | None] = mapped_column(
+        BigInteger, ForeignKey("users.id", ondelete="SET NULL")
+    )
+    decided_at: Mapped[datetime | None] = mapped_column()
+    mentor_comment: Mapped[str | None] = mapped_column(Text)
+
+    __table_args__ = (UniqueConstraint("placement_id", "number", name="uq_checkin_number"),)

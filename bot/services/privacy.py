@@ -18,9 +18,15 @@ from storage.models import Base
 # Columns that hold a Telegram user id without a foreign key (state kept by aiogram).
 _EXTRA_SUBJECT_COLUMNS = {("fsm_states", "user_id")}
 # Tables whose rows stay for anonymous statistics: the reference is cut, the row kept.
-ANONYMISE: set[str] = set()
-# Columns that only say who *made* something (an invite) and are cut, not deleted.
-_AUTHOR_COLUMNS = {("invites", "created_by")}
+ANONYMISE: set[str] = {"quiz_rounds"}
+# Columns that say who *made* or *supervised* something of someone else's (an invite, a
+# mentor's placement, a mentor's decision): cut, the other person's row stays.
+_AUTHOR_COLUMNS = {
+    ("invites", "created_by"),
+    ("placements", "mentor_id"),
+    ("placements", "created_by"),
+    ("checkins", "decided_by"),
+}
 
 
 def subject_columns() -> dict[Table, list[Column[Any]]]:

@@ -3,7 +3,7 @@ independent of the language shown)."""
 
 from __future__ import annotations
 
-from bot.sandbox.server import FakeUser, SentMessage
+from bot.sandbox.server import BotAPIServer, FakeUser, SentMessage
 from bot.services.registration import SKILL_AREAS
 from handlers.enrol import Pick
 
@@ -94,7 +94,7 @@ async def enrol(
     await drain(user)
 
 
-def forge_press(tg, user: FakeUser, data: str, message: SentMessage) -> str:
+def forge_press(tg: BotAPIServer, user: FakeUser, data: str, message: SentMessage) -> str:
     """A press with any data on any message, as Telegram would deliver it: a double tap
     on buttons since removed, or a forged button."""
     return tg._press(user, message, data)
