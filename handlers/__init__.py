@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from aiogram import F, Router
 
+from bot.consent_gate import ConsentGate
+
 
 def _detached(router: Router) -> Router:
     """aiogram attaches a router to one parent for life; a second app in the same process
@@ -21,6 +23,10 @@ def routers() -> list[Router]:
     private = Router(name="private")
     # The bot talks one to one; in groups it stays silent rather than leak anything.
     private.message.filter(F.chat.type == "private")
+    # A learner who withdrew consent reaches only the ways back and their privacy rights.
+    gate = ConsentGate()
+    for observer in (private.message, private.callback_query, private.poll_answer):
+        observer.outer_middleware(gate)
     private.include_routers(
         *(
             _detached(m.router)
