@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from aiogram import Bot, Dispatcher
 from aiogram.client.default import DefaultBotProperties
@@ -23,8 +25,13 @@ from bot.settings import Settings
 from bot.telegram_session import StaleCallbackMiddleware, TolerantSession
 from content.loader import Content, load_content
 from handlers import routers
+from handlers.quiz import AnswerLane
+from scheduler.worker import DeliveryConfig, DeliveryWorker
 from storage.db import make_engine, make_sessionmaker
 from storage.fsm import SQLStorage
+
+if TYPE_CHECKING:
+    from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 log = logging.getLogger(__name__)
 
@@ -39,13 +46,60 @@ class App:
     i18n: I18n
     content: Content
     clock: Clock = field(default_factory=SystemClock)
+    # The delivery worker (scheduler/worker.py); its loop runs as worker_task when
+    # RUN_WORKER is on. Tests call scheduler.worker.drain_outbox(app) instead.
+    delivery: DeliveryWorker = field(init=False)
+    worker_task: asyncio.Task[None] | None = field(default=None, init=False)
+    scheduler: AsyncIOScheduler | None = field(default=None, init=False)
+
+    def __post_init__(self) -> None:
+        self.delivery = DeliveryWorker(
+            bot=self.bot,
+            sessionmaker=self.sessionmaker,
+            content=self.content,
+            i18n=self.i18n,
+            clock=self.clock,
+            config=DeliveryConfig.from_settings(self.settings),
+            settings=self.settings,
+        )
 
     async def on_startup(self) -> None:
         me = await self.bot.get_me()
         log.info("connected as @%s (id %s)", me.username, me.id)
         await set_command_menus(self.bot, self.i18n)
+        await self.start_delivery()
+
+    async def start_delivery(self) -> None:
+        """The planner (every minute and now) and the delivery worker, as the settings say."""
+        if self.settings.run_scheduler and self.scheduler is None:
+            from scheduler.planner import plan_once, start_scheduler
+
+            self.scheduler = start_scheduler(
+                lambda: plan_once(self), self.settings.planner_interval
+            )
+        if self.settings.run_worker and self.worker_task is None:
+            self.worker_task = asyncio.create_task(self.delivery.run(), name="delivery-worker")
+
+    async def stop_delivery(self) -> None:
+        if self.scheduler is not None:
+            self.scheduler.shutdown(wait=False)
+            self.scheduler = None
+        task, self.worker_task = self.worker_task, None
+        if task is not None:
+            self.delivery.stop()
+            try:
+                # Sends in flight finish and their outcomes are committed.
+                await asyncio.wait_for(task, self.settings.send_timeout + 10)
+            except TimeoutError:
+                log.warning("the delivery worker did not stop in time")
+            except Exception:
+                log.exception("the delivery worker failed")
+
+    async def on_shutdown(self) -> None:
+        await self.stop_delivery()
 
     async def close(self) -> None:
+        await self.stop_delivery()
         await self.dp.storage.close()
         await self.dp.fsm.events_isolation.close()
         await self.bot.session.close()
@@ -91,7 +145,14 @@ def build_app(
     sessionmaker = make_sessionmaker(engine)
     i18n = make_i18n()
     storage, isolation = _fsm(settings, sessionmaker)
-    dp = Dispatcher(storage=storage, events_isolation=isolation)
+    dp = Dispatcher(storage=storage, events_isolation=isolation, disable_fsm=True)
+    # Poll answers take the practice quizzes' lane (handlers/quiz.py: recorded in batches)
+    # ahead of the FSM and the per-update session; every other update goes on as before.
+    quiz_lane = AnswerLane(sessionmaker, content, clock, i18n)
+    dp["quiz_lane"] = quiz_lane
+    dp.update.outer_middleware(quiz_lane.middleware)
+    dp.update.outer_middleware(dp.fsm)
+    dp.shutdown.register(quiz_lane.close)
     dp["sessionmaker"] = sessionmaker
     dp["content"] = content
     dp["clock"] = clock
@@ -102,4 +163,5 @@ def build_app(
     bot = make_bot(settings)
     app = App(settings, bot, dp, engine, sessionmaker, i18n, content, clock)
     dp.startup.register(app.on_startup)
+    dp.shutdown.register(app.on_shutdown)
     return app

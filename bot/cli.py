@@ -1,4 +1,4 @@
-"""`biblio-bot` (also `python -m bot`): run, sandbox, db, content, bench."""
+"""`biblio-bot` (also `python -m bot`): run, worker, sandbox, db, content, bench."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import sys
 from collections.abc import Sequence
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 from bot.settings import ConfigError, Settings, load_settings
 
@@ -227,6 +228,39 @@ def cmd_cohort(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_worker(args: argparse.Namespace) -> int:
+    settings = _settings()
+    if settings.bot_token is None:
+        print("configuration error: BOT_TOKEN is not set", file=sys.stderr)
+        return EXIT_CONFIG
+    content: Any = _content_or_exit(settings.content_dir)
+    from scheduler.worker import serve
+    from storage.migrate import upgrade
+
+    upgrade(settings.database_url)
+    return asyncio.run(serve(settings, once=args.once, planner=args.planner, content=content))
+
+
+def cmd_backup(args: argparse.Namespace) -> int:
+    settings = _settings()
+    from bot.backup import pg_dump_command, sqlite_backup
+
+    path = settings.sqlite_path
+    if not settings.is_sqlite:
+        print("PostgreSQL: back up with pg_dump, e.g.\n  " + pg_dump_command(settings.database_url))
+        return 0
+    if path is None:
+        print("backup: an in-memory database cannot be backed up", file=sys.stderr)
+        return EXIT_CONFIG
+    try:
+        target = sqlite_backup(path, Path(args.to))
+    except FileNotFoundError as exc:
+        print(f"backup: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    print(f"backup written: {target}")
+    return 0
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     from bot import bench
 
@@ -269,6 +303,19 @@ def build_parser() -> argparse.ArgumentParser:
     cohort.add_argument("--start", help="MOOC start date, YYYY-MM-DD")
     cohort.add_argument("--trainer", type=int, help="Telegram id of its trainer")
 
+    worker = sub.add_parser(
+        "worker",
+        help="run only the delivery worker (several may run on PostgreSQL; set RUN_WORKER=false"
+        " for the bot processes then)",
+    )
+    worker.add_argument("--once", action="store_true", help="send what is due now, then exit")
+    worker.add_argument(
+        "--planner", action="store_true", help="also run the planner tick every minute"
+    )
+
+    backup = sub.add_parser("backup", help="copy the SQLite store safely (pg_dump hint otherwise)")
+    backup.add_argument("--to", default="data/backups", help="folder for the copy")
+
     bench = sub.add_parser("bench", help="measure performance figures (see bot/bench/)")
     bench.add_argument("name", help="a benchmark name, or all")
     bench.add_argument("--json", action="store_true", help="one JSON object")
@@ -278,6 +325,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 COMMANDS = {
     "bench": cmd_bench,
+    "worker": cmd_worker,
+    "backup": cmd_backup,
     "run": cmd_run,
     "sandbox": cmd_sandbox,
     "db": cmd_db,

@@ -30,6 +30,14 @@ LEARNER_COMMANDS: tuple[Command, ...] = (
     Command("help", _("What I can do")),
     Command("language", _("Change the language")),
     Command("privacy", _("What I keep about you and why")),
+    Command("quiz", _("Practice quizzes of your modules")),
+    Command("progress", _("Your scores and progress")),
+    Command("checkin", _("Write your work-based learning reflection")),
+    Command("wbl", _("Your placement, hours and reflections")),
+    Command("mentor_link", _("A link for your workplace mentor")),
+    Command("schedule", _("This week's modules and the next webinar")),
+    Command("calendar", _("Your whole schedule as a calendar file")),
+    Command("settings", _("Notifications and quiet hours")),
 )
 
 

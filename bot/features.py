@@ -9,6 +9,8 @@ FEATURE_MODULES = (
     "bot.services.releases",
     "bot.services.quiz",
     "bot.services.wbl",
+    "bot.services.trainer_tools",
+    "bot.services.retention",
 )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -37,6 +38,28 @@ class Settings(BaseSettings):
     # Delivery limits (Telegram: about 30 messages/s overall, 1 per chat per second).
     send_rate: float = Field(default=30.0, gt=0)
     per_chat_interval: float = Field(default=1.0, ge=0)
+    # Which parts of the delivery pipeline this process runs. One bot process runs all;
+    # a multi-process deployment may run the planner everywhere (it is idempotent) and the
+    # worker in processes of its own (`biblio-bot worker`, PostgreSQL only for several).
+    run_scheduler: bool = True
+    run_worker: bool = True
+    planner_interval: float = Field(default=60.0, gt=0)  # seconds between planner ticks
+    # A claimed row belongs to its worker until the lease ends; a crashed worker's rows are
+    # taken over after it. Must be well above send_timeout.
+    delivery_lease: float = Field(default=60.0, gt=0)
+    send_timeout: int = Field(default=20, gt=0)  # seconds for one Bot API request
+    delivery_poll_interval: float = Field(default=1.0, gt=0)  # idle worker looks again
+    delivery_concurrency: int = Field(default=32, ge=1)  # requests in flight at once
+    # Network errors and 5xx: retried after retry_base * 2**(attempt-1) s (at most
+    # retry_cap s) until max_attempts, then the row fails.
+    delivery_max_attempts: int = Field(default=6, ge=1)
+    delivery_retry_base: float = Field(default=5.0, gt=0)
+    delivery_retry_cap: float = Field(default=900.0, gt=0)
+    # The time zone for quiet hours of people who belong to no cohort (mentors, trainers).
+    default_timezone: str = "Europe/Brussels"
+    # The course on Moodle, linked from every module release (a placeholder until the
+    # programme's Moodle address is configured).
+    moodle_url: str = "https://moodle.example.org/course/view.php?id=biblio"
 
     @field_validator("log_level", mode="before")
     @classmethod
@@ -75,6 +98,23 @@ class Settings(BaseSettings):
                 value = driver + value[len(plain) :]
         if not value.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
             raise ValueError("must be a sqlite:/// or postgresql:// address")
+        return value
+
+    @field_validator("default_timezone")
+    @classmethod
+    def _timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError("must be a time zone name such as Europe/Riga") from None
+        return value
+
+    @field_validator("moodle_url")
+    @classmethod
+    def _moodle_url(cls, value: str) -> str:
+        value = value.strip()
+        if not re.match(r"^https?://[^/\s]+", value):
+            raise ValueError("must be an http(s) address")
         return value
 
     @field_validator("redis_url", "webhook_url", mode="before")

@@ -76,6 +76,9 @@ class CalendarWeek(Strict):
 class Calendar(Strict):
     name: Text
     weeks: list[CalendarWeek] = Field(min_length=1)
+    # The module whose practice quiz stands for the MOOC's final online assessment: 75 %
+    # on it earns the certificate of completion. Optional; a cohort's own calendar sets it.
+    final_assessment: int | None = Field(default=None, ge=1, le=99)
 
     @model_validator(mode="after")
     def _weeks_in_order(self) -> Calendar:
@@ -84,6 +87,10 @@ class Calendar(Strict):
             raise ValueError("a week number appears twice")
         if numbers != sorted(numbers):
             raise ValueError("weeks must be listed in order")
+        if self.final_assessment is not None and not any(
+            self.final_assessment in w.modules for w in self.weeks
+        ):
+            raise ValueError(f"final_assessment {self.final_assessment} is in no week")
         return self
 
     @property

@@ -30,6 +30,7 @@ from bot.services import consent as consent_service
 from bot.services import registration as reg
 from bot.services.cohorts import cohort_title, open_cohort
 from bot.services.invites import InviteProblem, use_invite
+from bot.services.releases import plan_catch_up
 from bot.ui import drop_buttons
 from content.loader import Content
 from handlers.common import LanguageChoice, help_text, language_keyboard
@@ -407,6 +408,12 @@ async def start(
             )
             return
         if invite.kind is InviteKind.mentor:
+            if invite.learner_id is not None:
+                # A learner's own link (/mentor_link): mentor of that learner's placement.
+                from handlers.mentor import open_mentor_link
+
+                await open_mentor_link(message, session, db_user, invite, clock, i18n)
+                return
             if db_user.role is Role.learner:
                 db_user.role = Role.mentor
             await message.answer(
@@ -588,6 +595,8 @@ async def cancel(message: Message, state: FSMContext) -> None:
         await message.answer(_("There is nothing to cancel."))
     elif data.get("mode") == "profile":
         await message.answer(_("Stopped. Your profile is unchanged."))
+    elif not current.startswith("Enrol:"):
+        await message.answer(_("Stopped. Nothing was changed."))
     else:
         await message.answer(
             _(
@@ -777,6 +786,7 @@ async def confirm(
         if data.get("cohort_id") and not profile_mode:
             learner.cohort_id = data["cohort_id"]
     await session.flush()
+    await plan_catch_up(session, learner, content, now)
     await state.clear()
     if profile_mode:
         await message.answer(_("Saved. Your profile is up to date."))

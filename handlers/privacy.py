@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.clock import Clock
 from bot.services import consent as consent_service
 from bot.services import privacy as privacy_service
+from bot.services import wbl
 from bot.ui import drop_buttons
 from content.loader import Content
 from storage.models import ConsentAnswer, Learner, LearnerStatus, User
@@ -77,6 +78,7 @@ async def withdraw(
     learner = await session.get(Learner, db_user.id)
     if learner is not None:
         learner.status = LearnerStatus.withdrawn
+    await wbl.end_placements_for(session, db_user.id, clock.now())
     await state.clear()
     await message.answer(
         _(
@@ -108,6 +110,7 @@ async def delete_confirmed(
     state: FSMContext,
     session: AsyncSession,
     db_user: User,
+    clock: Clock,
 ) -> None:
     await query.answer()
     if isinstance(query.message, Message):
@@ -116,6 +119,8 @@ async def delete_confirmed(
         await query.bot.send_message(query.from_user.id, _("Nothing was erased."))  # type: ignore[union-attr]
         return
     await state.clear()
+    # Mentors hear only that the placement ended; the notice is theirs and survives erasure.
+    await wbl.end_placements_for(session, db_user.id, clock.now())
     await privacy_service.erase(session, db_user.id)
     # The user row is gone: nothing loaded in this session may be written back.
     session.expunge_all()

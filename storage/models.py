@@ -15,11 +15,13 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     SmallInteger,
     String,
     Text,
     TypeDecorator,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -265,6 +267,8 @@ class Webinar(Base):
     join_url: Mapped[str] = mapped_column(String(500))
     modules: Mapped[list[int]] = mapped_column(JSON, default=list)
     recording_url: Mapped[str | None] = mapped_column(String(500))
+    # When the planner told the cohort that the recording is there (once per webinar).
+    recording_notified_at: Mapped[datetime | None] = mapped_column()
     cancelled: Mapped[bool] = mapped_column(default=False)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
@@ -307,14 +311,30 @@ class QuizRound(Base):
     )
     cohort_id: Mapped[int | None] = mapped_column(ForeignKey("cohorts.id", ondelete="SET NULL"))
     module: Mapped[int] = mapped_column(SmallInteger)
-    kind: Mapped[str] = mapped_column(String(16))  # scored | review
+    kind: Mapped[str] = mapped_column(String(16))  # scored | review | spaced
     attempt_no: Mapped[int | None] = mapped_column(SmallInteger)
     status: Mapped[str] = mapped_column(String(16), default="active")  # active|finished|expired
     position: Mapped[int] = mapped_column(SmallInteger, default=0)  # next item to send
     score: Mapped[int | None] = mapped_column(SmallInteger)
     total: Mapped[int] = mapped_column(SmallInteger)
     started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # The last answer (or the start): a round with no answer for a day expires.
+    active_at: Mapped[datetime] = mapped_column(default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column()
+
+    __table_args__ = (
+        # One active round per learner and module: a double tap cannot start two, even
+        # from two processes. (module 0 is the spaced-review round across modules.)
+        Index(
+            "uq_quiz_round_active",
+            "user_id",
+            "module",
+            unique=True,
+            sqlite_where=text("status = 'active'"),
+            postgresql_where=text("status = 'active'"),
+        ),
+        Index("ix_quiz_rounds_status_active_at", "status", "active_at"),
+    )
 
 
 class QuizItem(Base):
@@ -330,6 +350,7 @@ class QuizItem(Base):
     poll_id: Mapped[str | None] = mapped_column(String(64), unique=True)
     chosen: Mapped[int | None] = mapped_column(SmallInteger)  # in the content's own order
     correct: Mapped[bool | None] = mapped_column()
+    # Set when answered, or when skipped (chosen stays None: the question left the bank).
     answered_at: Mapped[datetime | None] = mapped_column()
 
     __table_args__ = (UniqueConstraint("round_id", "index", name="uq_quiz_item_position"),)
@@ -395,5 +416,39 @@ class CheckIn(Base):
     )
     decided_at: Mapped[datetime | None] = mapped_column()
     mentor_comment: Mapped[str | None] = mapped_column(Text)
+    # When the reflection went to the (current) mentor: their 3- and 5-day clocks.
+    mentor_asked_at: Mapped[datetime | None] = mapped_column()
 
     __table_args__ = (UniqueConstraint("placement_id", "number", name="uq_checkin_number"),)
+
+
+# --- trainer tools ------------------------------------------------------------------------
+
+
+class Broadcast(Base):
+    """A trainer's announcement: drafted, previewed, confirmed once, then delivered as
+    outbox rows carrying its id (Outbox.broadcast_id), which the delivery report counts."""
+
+    __tablename__ = "broadcasts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    trainer_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("users.id", ondelete="CASCADE"), index=True
+    )
+    # {"cohorts": [ids], "profile": "CECO"|None, "language": "lv"|None,
+    #  "stage": "mooc"|"blended"|"wbl"|None, "inactive": bool}
+    audience: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    text: Mapped[str] = mapped_column(Text, default="")  # the default text or caption (HTML)
+    variants: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # language -> HTML
+    media_kind: Mapped[str | None] = mapped_column(String(16))  # photo | document
+    media_file_id: Mapped[str | None] = mapped_column(String(255))
+    media_name: Mapped[str | None] = mapped_column(String(255))
+    # The file itself: the outbox sends bytes (a file id is only valid for this bot, and
+    # the delivery worker uploads attachments); see broadcasts.MEDIA_LIMIT.
+    media_data: Mapped[bytes | None] = mapped_column(LargeBinary)
+    # draft -> sending (confirmed; rows in the outbox) -> done (reported) | cancelled
+    status: Mapped[str] = mapped_column(String(16), default="draft")
+    recipients: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    confirmed_at: Mapped[datetime | None] = mapped_column()
+    reported_at: Mapped[datetime | None] = mapped_column()

@@ -1,6 +1,6 @@
 """Developer tool: fill catalogue entries from a YAML file of translations.
 
-    python tools/po_fill.py translations.yaml
+    python tools/po_fill.py translations.yaml [--lang lv]
 
 The YAML maps each English msgid to {lv: ..., it: ..., bg: ..., el: ...}. English
 entries are filled with the msgid itself. Existing translations are overwritten only
@@ -17,10 +17,12 @@ from babel.messages.pofile import read_po, write_po
 LOCALES = Path(__file__).resolve().parent.parent / "locales"
 
 
-def main(path: str) -> int:
+def main(path: str, only: str | None = None) -> int:
     table: dict[str, dict[str, str]] = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
     for po_path in sorted(LOCALES.glob("*/LC_MESSAGES/messages.po")):
         lang = po_path.parent.parent.name
+        if only is not None and lang != only:
+            continue
         with po_path.open("rb") as fh:
             catalog = read_po(fh, locale=lang)
         for message in catalog:
@@ -39,4 +41,6 @@ def main(path: str) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main(sys.argv[1]))
+    args = sys.argv[1:]
+    lang = args[args.index("--lang") + 1] if "--lang" in args else None
+    raise SystemExit(main(args[0], lang))

@@ -48,9 +48,14 @@ async def running_bot(
     content: Content | None = None,
     **overrides: Any,
 ) -> AsyncIterator[App]:
-    """The bot polling in this event loop; migrations applied as `run` does."""
+    """The bot polling in this event loop; migrations applied as `run` does.
+
+    The planner and the delivery worker do not run on their own here (tests drive time):
+    call scheduler.planner.plan_once(app) and scheduler.worker.drain_outbox(app), or pass
+    run_scheduler=True / run_worker=True."""
     from storage.migrate import upgrade_async
 
+    overrides = {"run_scheduler": False, "run_worker": False, **overrides}
     settings = load_settings(
         bot_token=server.token, telegram_api_url=server.base_url, database_url=db_url, **overrides
     )

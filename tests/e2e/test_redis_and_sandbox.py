@@ -62,7 +62,11 @@ def test_sandbox_chats_offline(tmp_path):
     env = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG")}
     result = subprocess.run(
         [sys.executable, "-m", "bot", "sandbox", "--files", str(tmp_path / "files")],
-        input="/start\n2\n:quit\n", capture_output=True, text=True, cwd=tmp_path, env=env,
+        input="/start\n2\n:quit\n",
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=env,
         timeout=120,
     )
     assert result.returncode == 0, result.stderr

@@ -90,6 +90,9 @@ def upgrade() -> None:
         sa.Column("join_url", sa.String(length=500), nullable=False),
         sa.Column("modules", sa.JSON(), nullable=False),
         sa.Column("recording_url", sa.String(length=500), nullable=True),
+        sa.Column(
+            "recording_notified_at", storage.models.UTCDateTime(timezone=True), nullable=True
+        ),
         sa.Column("cancelled", sa.Boolean(), nullable=False),
         sa.Column("created_at", storage.models.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(["cohort_id"], ["cohorts.id"], ondelete="CASCADE"),

@@ -32,6 +32,7 @@ def upgrade() -> None:
         sa.Column("score", sa.SmallInteger(), nullable=True),
         sa.Column("total", sa.SmallInteger(), nullable=False),
         sa.Column("started_at", storage.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("active_at", storage.models.UTCDateTime(timezone=True), nullable=False),
         sa.Column("finished_at", storage.models.UTCDateTime(timezone=True), nullable=True),
         sa.ForeignKeyConstraint(["cohort_id"], ["cohorts.id"], ondelete="SET NULL"),
         sa.ForeignKeyConstraint(["user_id"], ["users.id"], ondelete="SET NULL"),
@@ -39,6 +40,16 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("quiz_rounds", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_quiz_rounds_user_id"), ["user_id"], unique=False)
+        batch_op.create_index(
+            "ix_quiz_rounds_status_active_at", ["status", "active_at"], unique=False
+        )
+        batch_op.create_index(
+            "uq_quiz_round_active",
+            ["user_id", "module"],
+            unique=True,
+            sqlite_where=sa.text("status = 'active'"),
+            postgresql_where=sa.text("status = 'active'"),
+        )
 
     op.create_table(
         "review_items",

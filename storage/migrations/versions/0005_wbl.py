@@ -55,6 +55,7 @@ def upgrade() -> None:
         sa.Column("decided_by", sa.BigInteger(), nullable=True),
         sa.Column("decided_at", storage.models.UTCDateTime(timezone=True), nullable=True),
         sa.Column("mentor_comment", sa.Text(), nullable=True),
+        sa.Column("mentor_asked_at", storage.models.UTCDateTime(timezone=True), nullable=True),
         sa.ForeignKeyConstraint(["decided_by"], ["users.id"], ondelete="SET NULL"),
         sa.ForeignKeyConstraint(["placement_id"], ["placements.id"], ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("id"),
