@@ -46,7 +46,7 @@ typecheck: $(STAMP)
 	$(BIN)/mypy .
 
 pytest: setup
-	$(BIN)/pytest -q -n 3  # three workers: the end-to-end tests mostly wait on I/O
+	$(BIN)/pytest -q -n 2  # two workers, one per core: the end-to-end tests mostly wait on I/O
 
 bench: setup
 	$(BIN)/biblio-bot bench all

@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 from icalendar import Calendar as ICalendar
@@ -14,6 +15,7 @@ from sqlalchemy import select, update
 
 from bot.clock import FrozenClock
 from bot.sandbox.server import BotAPIServer
+from bot.services.localtime import format_day
 from bot.services.releases import plan_catch_up
 from scheduler.planner import run_tick
 from storage.models import (
@@ -34,6 +36,7 @@ from tests.delivery_support import (
     know,
     set_choices,
 )
+from tests.e2e.test_foundation import tr
 
 # Week 1 of a Riga cohort starting Monday 8 March 2027 opens at 09:00 EET = 07:00 UTC.
 WEEK1 = datetime(2027, 3, 8, 7, tzinfo=UTC)
@@ -97,7 +100,10 @@ async def test_release_planned_once_and_rendered_per_learner(tg, db_url):
         await rig.close()
     lv = tg.user(11).messages[-1]
     el = tg.user(12).messages[-1]
-    assert "Ievads digitalizācijā" in lv.text and "core for CECO" in lv.text
+    assert (
+        "Ievads digitalizācijā" in lv.text
+        and tr("core for {profile}", "lv").format(profile="CECO") in lv.text
+    )
     assert "Εισαγωγή στην ψηφιοποίηση" in el.text and "DIGY" in el.text
     assert "moodle.example.org" in lv.text
     assert [b["callback_data"] for b in lv.buttons] == ["qz:start:1", "qz:start:32", "qz:start:22"]
@@ -344,7 +350,12 @@ async def test_recording_notice_once(tg, sqlite_url):
     finally:
         await rig.close()
     notice = tg.user(81).messages[-1]
-    assert "recording" in notice.text
+    day = format_day(starts, ZoneInfo("Europe/Riga"), "it")
+    assert (
+        tr("The recording of the webinar of {day} is available.", "it").format(day=day)
+        in notice.text
+    )
+    assert tr("Watch the recording", "it") in notice.text
     assert notice.find_button is not None and "video.example.org/rec-1" in notice.raw_text
 
 

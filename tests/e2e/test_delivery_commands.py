@@ -6,16 +6,20 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, date, datetime
+from zoneinfo import ZoneInfo
 
 from icalendar import Calendar as ICalendar
 from sqlalchemy import select
 
 from bot.clock import FrozenClock
+from bot.services.localtime import format_moment
 from storage.models import User, UserSettings, Webinar
 from tests.delivery_support import add_cohort, add_learners, in_session, know
 from tests.e2e.flows import drain
 from tests.e2e.harness import running_bot
+from tests.e2e.test_foundation import tr
 
+RIGA = ZoneInfo("Europe/Riga")
 NOW = datetime(2027, 3, 16, 10, tzinfo=UTC)  # Tuesday of week 2 (12:00 in Riga)
 WEBINAR = datetime(2027, 3, 18, 15, tzinfo=UTC)  # Thursday 17:00 in Riga
 
@@ -55,9 +59,16 @@ async def test_schedule_calendar_settings_and_blocking(tg, sqlite_url):
         # /schedule: this week's modules in Latvian and the next webinar, Riga time.
         await learner.send("/schedule")
         (schedule,) = await drain(learner)
-        assert "Europe/Riga" in schedule.text and "week 2" in schedule.text
+        assert tr("Times are in {zone} time.", "lv").format(zone="Europe/Riga") in schedule.text
+        week2 = format_moment(datetime(2027, 3, 15, 7, tzinfo=UTC), RIGA, "lv")
+        assert (
+            tr("This week: week {week}, open since {when}", "lv").format(week=2, when=week2)
+            in schedule.text
+        )
         assert "Iespēju saskatīšana" in schedule.text  # module 21, week 2
-        assert "17:00" in schedule.text and "Next: week 3" in schedule.text
+        week3 = format_moment(datetime(2027, 3, 22, 7, tzinfo=UTC), RIGA, "lv")
+        assert "17:00" in schedule.text
+        assert tr("Next: week {week} on {when}.", "lv").format(week=3, when=week3) in schedule.text
         assert [b["callback_data"] for b in schedule.buttons] == [
             "qz:start:21",
             "qz:start:3",
@@ -94,7 +105,7 @@ async def test_schedule_calendar_settings_and_blocking(tg, sqlite_url):
             8 * 60,
         )
         await learner.press("st:qoff:")
-        assert "Quiet hours: off." in (await drain(learner))[-1].text
+        assert tr("Quiet hours: off.", "lv") in (await drain(learner))[-1].text
         await learner.press("st:mute:release")  # unmute
         await drain(learner)
         choices = await _read(sqlite_url, UserSettings, 2001)

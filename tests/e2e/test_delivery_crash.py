@@ -157,8 +157,13 @@ async def test_sigkill_three_times_mid_broadcast(tmp_path, sqlite_url):
 
             await _wait(reached, 90, f"{mark} messages")
             worker.kill()  # no shutdown: what was not committed is lost
-            # Requests already on the wire still arrive: let the server read them.
-            await asyncio.sleep(0.5)
+            # Requests already on the wire still arrive: let the server read them all
+            # (until nothing new has come for half a second; a loaded machine is slow).
+            seen, quiet_since = len(server.sent), asyncio.get_running_loop().time()
+            while asyncio.get_running_loop().time() - quiet_since < 0.5:
+                await asyncio.sleep(0.05)
+                if len(server.sent) != seen:
+                    seen, quiet_since = len(server.sent), asyncio.get_running_loop().time()
             received = {m.chat_id for m in server.sent}
             sending = await _sending_ids(sqlite_url)
             kills.append(

@@ -14,6 +14,7 @@ from scheduler.worker import drain_outbox
 from storage.models import Broadcast, LearnerStatus, Outbox, Role
 from tests.e2e.flows import drain, forge_press
 from tests.e2e.harness import running_bot
+from tests.e2e.test_foundation import tr
 from tests.e2e.trainer_seed import (
     BOT_OPTIONS,
     add_cohort,
@@ -43,6 +44,7 @@ LEARNERS: dict[int, tuple[str, str, str, str]] = {
     813: ("B", "bg", "DIGY", ""),
     821: ("C", "lv", "CECO", ""),
 }
+HEADER = "📣 <b>Announcement from your trainer</b>"
 DEFAULT = "Q&A webinar on Monday at 17:00: bring your questions!"
 VARIANTS = {
     "lv": "Jautājumu un atbilžu vebinārs pirmdien plkst. 17:00: ņemiet līdzi jautājumus!",
@@ -187,7 +189,8 @@ async def test_photo_broadcast_to_one_cohort(tg, sqlite_url):
         trainer = known(tg, TRAINER)[0]
         learners = {uid: known(tg, uid)[0] for uid in (811, 812, 813, 801)}
         await say(trainer, "/broadcast")
-        await trainer.send_photo(poster, caption="Poster for the library open day")
+        caption = "Poster for the library open day"
+        await trainer.send_photo(poster, caption=caption)
         await drain(trainer)  # the audience panel
         # Only cohort B: untick A.
         await trainer.press(Aud(f="c", v=str(cohorts["A"])).pack())
@@ -201,5 +204,8 @@ async def test_photo_broadcast_to_one_cohort(tg, sqlite_url):
         for uid in (811, 812, 813):
             (photo,) = [m for m in learners[uid].messages if m.kind == "photo"]
             assert photo.file_bytes == poster
-            assert photo.raw_text == preview.raw_text
+            # The learners of cohort B read Bulgarian; the trainer's preview is in English.
+            assert photo.raw_text == f"{tr(HEADER, 'bg')}\n\n{caption}"
+        assert preview.raw_text == f"{HEADER}\n\n{caption}"
+        assert tr(HEADER, "bg") != HEADER
         assert not learners[801].messages

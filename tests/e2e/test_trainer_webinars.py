@@ -7,12 +7,14 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 
 from bot.clock import FrozenClock
+from bot.services.trainer_tools import webinar_time
 from handlers.trainer_webinars import ImportSave, WebinarAction, WebinarDefault, WebinarMenu
 from scheduler.planner import plan_once
 from scheduler.worker import drain_outbox
-from storage.models import Outbox, OutboxStatus, Role, Webinar
+from storage.models import Cohort, Outbox, OutboxStatus, Role, Webinar
 from tests.e2e.flows import drain, forge_press
 from tests.e2e.harness import running_bot
+from tests.e2e.test_foundation import tr
 from tests.e2e.trainer_seed import (
     BOT_OPTIONS,
     add_cohort,
@@ -217,7 +219,15 @@ async def test_add_cancel_and_recording(tg, sqlite_url):
         assert "Learners told (they had been reminded): 1." in got[0].text
         await drain_outbox(app)
         told = await drain(learner_1)
-        assert len(told) == 1 and "is cancelled" in told[0].text
+        # Learner 1 reads Latvian: the notice in her language, with the moment in Riga time.
+        (cohort,) = await rows(sqlite_url, Cohort, Cohort.id == cohort_id)
+        notice = tr(
+            "The webinar on {when} is cancelled. Sorry for the change; "
+            "your trainer will tell you about the next one.",
+            "lv",
+        ).format(when=webinar_time(webinar, cohort, "lv"))
+        assert "is cancelled" not in notice
+        assert len(told) == 1 and told[0].text == notice
         await learner_2.expect_silence(0.2)
 
         # A webinar that took place: its recording link goes to the cohort.

@@ -42,6 +42,76 @@ TRAINER, OTHER_TRAINER = 9001, 9002
 ANNA, JANIS, GIULIA = 1001, 1002, 1003
 LIBRARY = "Rīgas Centrālā bibliotēka"
 
+# Catalogue messages whose translation the tests look for in non-English chats.
+MENTOR_WELCOME = (
+    "Welcome, {name}! You are now the workplace mentor of {learner} at {library}. "
+    "Every two weeks I will send you their reflection, to confirm their hours or ask "
+    "to talk. /mentees shows your learners."
+)
+REFLECTION_START = (
+    "Reflection {number} of {count}, weeks {first}–{last}. Five short questions; "
+    "you can answer the first three with text or a voice note. /cancel stops."
+)
+THANKS_TO_MENTOR = (
+    "Thank you! Your reflection is on its way to your workplace mentor; I will tell "
+    "you their answer."
+)
+THANKS_NO_MENTOR = (
+    "Thank you! Your reflection is saved. No workplace mentor is linked yet, so it "
+    "waits for them (your trainer has been told). Send /mentor_link to get a link "
+    "for your mentor."
+)
+ASK_TALK = (
+    "What would you like to tell {name}? For example when and where you could talk. "
+    "They will read it."
+)
+TALK_SENT = (
+    "Sent: the learner will hear that you would like to talk. After your talk you can "
+    "still confirm the hours here."
+)
+CONFIRMED = "✅ Confirmed: {hours} hours of {name} (reflection {number}). They will be told."
+HOURS = "Hours: {logged} logged, {confirmed} confirmed, of {planned}"
+CHECKINS = (
+    "Check-ins: {done} of {count} done ({confirmed} confirmed), "
+    "{awaiting} awaiting the mentor, {due} due, {overdue} overdue"
+)
+PLACED = (
+    "Your work-based learning placement is set: {weeks} weeks at {library}, from "
+    "{start} to {end}, {hours} hours planned (160 h + 5 h assessment). Every two "
+    "weeks I will ask you for a short reflection; the first on {first}.\n\n"
+    "Send /mentor_link to get a link for your workplace mentor: once they open it, "
+    "they receive your reflections and confirm your hours."
+)
+NOT_DUE = "No reflection is due now. The next one is on {date}."
+PROMPT = (
+    "Time for your reflection {number} of {count} on weeks {first}–{last} at "
+    "{library}: five short questions, about five minutes. You can answer with text "
+    "or voice notes."
+)
+TO_MENTOR = (
+    "📝 Reflection {number} of {count} from <b>{name}</b> ({library}), weeks {first}–{last}."
+)
+OPENED = (
+    "Your workplace mentor has opened your link. From now on they receive your "
+    "reflections and confirm your hours."
+)
+_TAGS = re.compile(r"</?(?:b|i|u|s|code|pre)>")
+
+
+def said(msgid: str, lang: str, **values: Any) -> str:
+    """What the bot shows for msgid in lang: the translation, formatted, without HTML tags."""
+    return _TAGS.sub("", tr(msgid, lang)).format(**values)
+
+
+def fixed(msgid: str, lang: str) -> list[str]:
+    """The fixed parts of msgid's translation in lang, between its placeholders."""
+    parts = re.split(r"\{\w*\}", _TAGS.sub("", tr(msgid, lang)))
+    return [part.strip() for part in parts if part.strip()]
+
+
+def lang_of(user: FakeUser) -> str:
+    return user.language_code or "en"
+
 
 # --- helpers ---------------------------------------------------------------------------------
 
@@ -212,7 +282,7 @@ async def link_mentor(learner: FakeUser, mentor: FakeUser) -> None:
     invite = await expect(learner, "https://t.me/")
     token = re.search(r"start=([A-Za-z0-9_-]+)", invite.text).group(1)
     await mentor.start(token)
-    await expect(mentor, "workplace mentor")
+    await expect(mentor, *fixed(MENTOR_WELCOME, lang_of(mentor)))
 
 
 async def reflect(
@@ -228,7 +298,8 @@ async def reflect(
         await learner.press(data_of(via, "wcs:"), message_id=via.message_id)
     else:
         await learner.send("/checkin")
-    await expect(learner, "Reflection")
+    lang = lang_of(learner)
+    await expect(learner, fixed(REFLECTION_START, lang)[0])
     await expect(learner, "1/5")
     await learner.send("Ran a coding club for teenagers & their parents")
     await expect(learner, "2/5")
@@ -239,9 +310,13 @@ async def reflect(
     await learner.press(wbl_pick("support", "1" if support else "0"), message_id=ask.message_id)
     await expect(learner, "5/5")
     await learner.send(hours)
-    summary = await expect(learner, "Hours this fortnight")
+    summary = await expect(learner, tr("Hours this fortnight", lang))
     await learner.press(data_of(summary, "wcx:"), message_id=summary.message_id)
-    return await expect(learner, "Thank you")
+    thanks = await nxt(learner)
+    assert thanks.text and thanks.text.startswith(
+        (tr(THANKS_TO_MENTOR, lang), tr(THANKS_NO_MENTOR, lang))
+    ), thanks.text
+    return thanks
 
 
 def wbl_pick(field: str, value: str) -> str:
@@ -306,9 +381,9 @@ async def test_ten_week_placement_with_five_confirmed_reflections(tg, sqlite_url
             assert "&" in reflection.text and "<workshop>" in reflection.text  # shown as typed
             if number == 2:
                 await mentor.press(f"wma:{reflection_id(reflection)}:talk")
-                await expect(mentor, "What would you like to tell")
+                await expect(mentor, said(ASK_TALK, "lv", name="Anna <Bērziņa>"))
                 await mentor.send("Let's meet on Tuesday at 10 <by the desk>")
-                after_talk = await expect(mentor, "Sent")
+                after_talk = await expect(mentor, tr(TALK_SENT, "lv"))
                 await w.deliver()
                 await expect(
                     anna, "would like to talk", "Let's meet on Tuesday at 10 <by the desk>"
@@ -318,7 +393,12 @@ async def test_ten_week_placement_with_five_confirmed_reflections(tg, sqlite_url
                 )
             else:
                 await mentor.press(f"wma:{reflection_id(reflection)}:confirm")
-            await expect(mentor, "Confirmed", str(hours[number - 1]))
+            await expect(
+                mentor,
+                said(
+                    CONFIRMED, "lv", hours=hours[number - 1], name="Anna <Bērziņa>", number=number
+                ),
+            )
             await w.deliver()
             told = await expect(anna, f"confirmed reflection {number}")
             assert f"{sum(hours[:number])} of 165" in told.text
@@ -331,8 +411,10 @@ async def test_ten_week_placement_with_five_confirmed_reflections(tg, sqlite_url
         assert "Let's meet on Tuesday" in view.text
         await mentor.send("/mentees")
         listing = await expect(mentor, "Anna <Bērziņa>")
-        assert "165 logged, 165 confirmed, of 165" in listing.text
-        assert "5 of 5 done (5 confirmed)" in listing.text
+        assert said(HOURS, "lv", logged=165, confirmed=165, planned=165) in listing.text
+        assert said(CHECKINS, "lv", done=5, count=5, confirmed=5, awaiting=0, due=0, overdue=0) in (
+            listing.text
+        )
         await trainer.send("/mentees")
         assert "165 logged, 165 confirmed, of 165" in (await nxt(trainer)).text
         await anna.send("/checkin")
@@ -362,14 +444,15 @@ async def test_checkin_reasks_keeps_voice_survives_restart_and_waits_for_a_mento
     async with world(tg, sqlite_url, clock) as w:
         janis = w.user(JANIS, "lv")
         await w.deliver()
-        await expect(janis, "placement is set")
+        await expect(janis, fixed(PLACED, "lv")[0])
         clock.set(first.due_at - timedelta(minutes=1))
         await janis.send("/checkin")  # a minute early: not due yet
-        await expect(janis, "No reflection is due now")
+        await expect(janis, fixed(NOT_DUE, "lv")[0])
         await w.at(first.due_at)
-        prompt = await expect(janis, "reflection 1 of 5")
+        weeks = {"number": 1, "count": 5, "first": 1, "last": 2}
+        prompt = await expect(janis, said(PROMPT, "lv", library="Library 1002", **weeks))
         await janis.press(data_of(prompt, "wcs:"), message_id=prompt.message_id)
-        await expect(janis, "Reflection 1 of 5")
+        await expect(janis, said(REFLECTION_START, "lv", **weeks))
         await expect(janis, "1/5")
         forge_press(w.tg, janis, data_of(prompt, "wcs:"), prompt)  # the start pressed twice
         await quiet(janis)
@@ -409,7 +492,7 @@ async def test_checkin_reasks_keeps_voice_survives_restart_and_waits_for_a_mento
         await janis.press(wbl_pick("hours", "24"), message_id=hours_ask.message_id)
         summary = await expect(janis, "24")
         await janis.press(data_of(summary, "wcx:"), message_id=summary.message_id)
-        thanks = await expect(janis, "No workplace mentor is linked yet", "/mentor_link")
+        thanks = await expect(janis, tr(THANKS_NO_MENTOR, "lv"), "/mentor_link")
         forge_press(w.tg, janis, data_of(summary, "wcx:"), summary)  # send pressed twice
         await quiet(janis)
         assert janis.answered_callbacks[-1].text == tr("This button is no longer active.", "lv")
@@ -422,11 +505,15 @@ async def test_checkin_reasks_keeps_voice_survives_restart_and_waits_for_a_mento
         mentor = w.tg.user(2002, language_code="it")
         await link_mentor(janis, mentor)
         await w.deliver()
-        reflection = await expect(mentor, "Reflection 1 of 5", "Jānis Kalniņš", "(42 s)")
+        reflection = await expect(
+            mentor,
+            said(TO_MENTOR, "it", name="Jānis Kalniņš", library="Library 1002", **weeks),
+            "(42 s)",
+        )
         await mentor.press(data_of(reflection, "wvn:"), message_id=reflection.message_id)
         voice = await nxt(mentor)
         assert voice.kind == "voice"
-        await expect(janis, "opened your link")
+        await expect(janis, tr(OPENED, "lv"))
     (row,) = [c for c in await checkins(sqlite_url, JANIS) if c.number == 1]
     assert (row.status, row.hours, row.needs_support) == ("submitted", 24, False)
     assert row.answers["did"]["voice"] == voice.file_id
