@@ -157,6 +157,8 @@ def build_app(
     dp["content"] = content
     dp["clock"] = clock
     dp["settings"] = settings
+    # The errors router needs it even when a failure comes before the i18n middleware.
+    dp["i18n"] = i18n
     dp.update.outer_middleware(DbSessionMiddleware(sessionmaker, clock))
     dp.update.outer_middleware(StoredLanguageMiddleware(i18n))
     dp.include_routers(*routers())
